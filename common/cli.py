@@ -1,0 +1,212 @@
+"""The command line both backends share: `python -m jax_impl …` and `python -m torch_impl …`.
+
+Flags are defined once, from the Config fields. Bad input of any kind (flags, config file,
+--out) ends in one line on stderr and exit status 2, before anything is written or trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn
+
+from absl import app, flags
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from common.config import CHOICES, Config, ConfigError
+from common.loop import fit
+from common.threads import pin_threads
+
+FLAGS = flags.FLAGS
+
+HELP = {
+    "digits": "digits per operand (sequences have digits + 1 positions)",
+    "base": "number base, 2-36",
+    "order": "lsb: least-significant digit first (as in the reports); msb: most-significant first",
+    "data": "handout: train operands in [0, 55…5), test in [55…5, 99…9) (decimal); "
+            "uniform: every digit uniform at random",
+    "cell": "recurrent cell; none = embedding + linear only (the reports' ablation)",
+    "layers": "stacked recurrent layers",
+    "hidden": "hidden size",
+    "embed": "embedding size per operand digit",
+    "activation": "rnn cell nonlinearity",
+    "h0": "initial hidden state: zeros, N(0,1), 10*N(0,1), xavier or he normal",
+    "carry_state": "use the previous batch's final hidden state as the next h0",
+    "init": "shared: identical numpy-drawn weights in both backends; native: each framework's defaults",
+    "lr": "Adam learning rate",
+    "schedule": "constant, or multistep: lr *= decay at each milestone",
+    "milestones": "steps at which multistep decays the learning rate",
+    "decay": "multistep decay factor",
+    "batch_size": "training sequences per step (a fresh random batch every step)",
+    "steps": "training steps",
+    "eval_every": "evaluate on the held-out set every this many steps",
+    "eval_size": "held-out sums (fixed per seed)",
+    "seed": "seed for data, h0 and init",
+    "dtype": "floating-point type of parameters and activations",
+    "threads": "CPU cores/threads to pin this process to",
+    "device": "auto picks a GPU when one is visible",
+    "tf32": "allow TF32 matmuls on GPU (off: full fp32, as equivalence needs)",
+}
+
+
+def define_flags() -> None:
+    """One absl flag per Config field, typed and defaulted from the dataclass, plus I/O flags."""
+    defaults = Config()
+    for field in dataclasses.fields(Config):
+        name, default = field.name, getattr(defaults, field.name)
+        if name in CHOICES:
+            flags.DEFINE_enum(name, default, CHOICES[name], HELP[name])
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(name, default, HELP[name])
+        elif isinstance(default, int):
+            flags.DEFINE_integer(name, default, HELP[name])
+        elif isinstance(default, float):
+            flags.DEFINE_float(name, default, HELP[name])
+        elif isinstance(default, tuple):
+            flags.DEFINE_list(name, [str(v) for v in default], HELP[name])
+        else:
+            raise TypeError(f"no flag type for config field {name}")
+    flags.DEFINE_string("config", None, "JSON config file; flags given on the command line override it")
+    flags.DEFINE_string("out", None, "write the run record (JSON) to this file")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e))
+
+
+def config_from_flags() -> Config:
+    base: dict[str, Any] = {}
+    if FLAGS.config:
+        try:
+            base = Config.from_json(Path(FLAGS.config).read_text()).to_dict()
+        except OSError as e:
+            raise ConfigError(f"--config={FLAGS.config}: {e.strerror}") from None
+    for field in dataclasses.fields(Config):
+        if FLAGS[field.name].present or field.name not in base:
+            base[field.name] = FLAGS[field.name].value
+    if isinstance(base.get("milestones"), list) and all(isinstance(m, str) for m in base["milestones"]):
+        try:
+            base["milestones"] = [int(m) for m in base["milestones"]]
+        except ValueError:
+            raise ConfigError(f"milestones={','.join(base['milestones'])}: must be step numbers") from None
+    return Config.from_dict(base)
+
+
+def check_writable(path: str) -> Path:
+    """Fail now, not after training, if the record cannot be written (leaves no file behind)."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--out={path}: is a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=target.parent or ".", prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--out={path}: cannot write there ({e.strerror})") from None
+    return target
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def train_with_progress(cfg: Config, trainer, console: Console) -> dict[str, Any]:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("training", total=cfg.steps, last="")
+
+        def on_eval(point: dict[str, Any]) -> None:
+            line = (f"step {point['step']:>6}  loss {point['loss']:.4g}  exact {point['exact_acc']:.4f}"
+                    f"  digit {point['digit_acc']:.4f}  {point['elapsed_s']:.1f}s")
+            progress.update(task, last=line)
+            progress.console.print(line, highlight=False)
+
+        return fit(cfg, trainer, on_step=lambda s: progress.update(task, completed=s), on_eval=on_eval)
+
+
+def summarise(record: dict[str, Any]) -> str:
+    t, final = record["timing"], record["final"]
+    cfg = record["config"]
+    what = f"{record['backend']} {cfg['cell']} {cfg['layers']}x{cfg['hidden']}, {cfg['digits']} digits"
+    if record["status"] == "error":
+        return f"{what}: error: {record['error']}"
+    solved = (f"100% exact at step {t['solve_step']} ({t['solve_s']:.2f} s)" if t["solve_step"]
+              else "never reached 100% exact")
+    if record["status"] == "diverged":
+        solved = f"diverged (non-finite loss) at step {record['diverged_step']}"
+    compile_s = f"{t['compile_s']:.2f} s" if t["compile_s"] is not None else "none (eager)"
+    final_s = ("none" if final["exact_acc"] is None else
+               f"exact {final['exact_acc']:.4f}, digit {final['digit_acc']:.4f}, loss {final['loss']:.4g}")
+    lines = [
+        f"{what}: {solved}",
+        f"  final: {final_s}",
+        f"  compile {compile_s}, first step {t['first_step_s']:.3f} s",
+        f"  {t['steps_per_s']:.1f} steps/s (median), train {t['train_s']:.1f} s, eval {t['eval_s']:.1f} s",
+    ]
+    return "\n".join(lines)
+
+
+def run(backend: str, cfg: Config, console: Console) -> dict[str, Any]:
+    """Train one config on one backend and return its run record."""
+    cores = pin_threads(cfg.threads)
+    train = importlib.import_module(f"{backend}_impl.train")  # after pinning: frameworks size pools at start
+    trainer = train.Trainer(cfg)
+    record: dict[str, Any] = {
+        "backend": backend,
+        "config": cfg.to_dict(),
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "env": {**trainer.env(), "cores": cores, "python": platform.python_version(),
+                "host": platform.node()},
+    }
+    try:
+        record.update(train_with_progress(cfg, trainer, console))
+        record["error"] = None
+    except Exception as e:  # a crash mid-run still yields a record saying so
+        record.update(status="error", error=f"{type(e).__name__}: {e}", diverged_step=None,
+                      curve=[], timing=None)
+    last = next((p for p in reversed(record["curve"]) if p["exact_acc"] is not None), None)
+    record["final"] = {k: last[k] if last else None for k in ("step", "loss", "exact_acc", "digit_acc")}
+    return record
+
+
+def run_backend(backend: str) -> None:
+    define_flags()
+
+    def main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+        try:
+            cfg = config_from_flags()
+            out = check_writable(FLAGS.out) if FLAGS.out else None
+            console = Console(highlight=False)
+            record = run(backend, cfg, console)
+        except ConfigError as e:
+            fail(str(e))
+        if record["status"] != "error":
+            console.print(summarise(record))
+        else:
+            print(f"error: {record['error']}", file=sys.stderr)
+        if out:
+            write_json_atomic(out, record)
+            console.print(f"run record written to {out}")
+        sys.exit(1 if record["status"] == "error" else 0)
+
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,168 @@
+"""The one config both backends read: every knob the study varies, validated on construction.
+
+A `Config` is immutable and always valid: bad values raise `ConfigError` naming the field and
+the value, so the command line, JSON files and the sweep harness all share one set of rules.
+Defaults reproduce the course handout (see README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+CELLS = ("rnn", "lstm", "gru", "none")
+ACTIVATIONS = ("tanh", "relu")
+ORDERS = ("lsb", "msb")
+DATASETS = ("handout", "uniform")
+H0_MODES = ("zeros", "randn", "randn10", "xavier", "he")
+INITS = ("shared", "native")
+SCHEDULES = ("constant", "multistep")
+DTYPES = ("float32", "float64")
+DEVICES = ("auto", "cpu", "gpu")
+CHOICES = {"order": ORDERS, "data": DATASETS, "cell": CELLS, "activation": ACTIVATIONS,
+           "h0": H0_MODES, "init": INITS, "schedule": SCHEDULES, "dtype": DTYPES,
+           "device": DEVICES}
+
+# The handout's fixed integer ranges: train on [0, 555555555), test on [555555555, 999999999).
+HANDOUT_DIGITS = 9
+HANDOUT_BASE = 10
+
+
+class ConfigError(ValueError):
+    """A config value is out of range; the message names the field and the value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Task
+    digits: int = HANDOUT_DIGITS
+    base: int = HANDOUT_BASE
+    order: str = "lsb"
+    data: str = "handout"
+    # Model
+    cell: str = "rnn"
+    layers: int = 2
+    hidden: int = 64
+    embed: int = 32
+    activation: str = "tanh"
+    h0: str = "zeros"
+    carry_state: bool = False
+    init: str = "shared"
+    # Optimisation
+    lr: float = 1e-3
+    schedule: str = "constant"
+    milestones: tuple[int, ...] = (1000, 2000)
+    decay: float = 0.1
+    batch_size: int = 200
+    steps: int = 3000
+    # Evaluation
+    eval_every: int = 50
+    eval_size: int = 2000
+    # Run
+    seed: int = 0
+    dtype: str = "float32"
+    threads: int = 1
+    device: str = "auto"
+    tf32: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        _validate(self)
+
+    @property
+    def positions(self) -> int:
+        """Digits per sequence: the operand digits plus one for the final carry."""
+        return self.digits + 1
+
+    @property
+    def state_parts(self) -> int:
+        """Arrays in the recurrent state: (h, c) for an LSTM, h otherwise."""
+        return 2 if self.cell == "lstm" else 1
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        if not isinstance(d, dict):
+            raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field {unknown[0]!r}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+def _fail(name: str, value: Any, why: str) -> None:
+    raise ConfigError(f"{name}={value!r}: {why}")
+
+
+def _check_int(cfg: Config, name: str, lo: int, hi: int | None = None) -> None:
+    v = getattr(cfg, name)
+    if isinstance(v, bool) or not isinstance(v, int):
+        _fail(name, v, "must be an integer")
+    if v < lo or (hi is not None and v > hi):
+        _fail(name, v, f"must be in [{lo}, {hi}]" if hi is not None else f"must be >= {lo}")
+
+
+def _check_choice(cfg: Config, name: str, choices: tuple[str, ...]) -> None:
+    v = getattr(cfg, name)
+    if v not in choices:
+        _fail(name, v, f"must be one of {', '.join(choices)}")
+
+
+def _check_bool(cfg: Config, name: str) -> None:
+    v = getattr(cfg, name)
+    if not isinstance(v, bool):
+        _fail(name, v, "must be true or false")
+
+
+def _check_positive_float(cfg: Config, name: str) -> None:
+    v = getattr(cfg, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        _fail(name, v, "must be a number")
+    if not (math.isfinite(v) and v > 0):
+        _fail(name, v, "must be a finite number > 0")
+
+
+def _validate(cfg: Config) -> None:
+    for name in ("digits", "layers", "hidden", "embed", "batch_size", "steps",
+                 "eval_every", "eval_size", "threads"):
+        _check_int(cfg, name, 1)
+    _check_int(cfg, "base", 2, 36)
+    _check_int(cfg, "seed", 0, 2**32 - 1)
+    for name, choices in CHOICES.items():
+        _check_choice(cfg, name, choices)
+    for name in ("carry_state", "tf32"):
+        _check_bool(cfg, name)
+    _check_positive_float(cfg, "lr")
+    _check_positive_float(cfg, "decay")
+
+    if cfg.activation != "tanh" and cfg.cell != "rnn":
+        _fail("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
+    if cfg.data == "handout" and cfg.base != HANDOUT_BASE:
+        _fail("base", cfg.base, "handout data is decimal; use data=uniform for other bases")
+    if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in cfg.milestones):
+        _fail("milestones", list(cfg.milestones), "must be positive step numbers")
+    if list(cfg.milestones) != sorted(set(cfg.milestones)):
+        _fail("milestones", list(cfg.milestones), "must be strictly increasing")
+    if cfg.schedule == "multistep" and not cfg.milestones:
+        _fail("milestones", [], "schedule=multistep needs at least one milestone")

@@ -1,0 +1,159 @@
+"""The addition data both backends consume: exact for any length and base, vectorised in numpy.
+
+Numbers are digit arrays, never Python or int64 integers, so 25 000-digit sums are as exact as
+9-digit ones. Each sequence has `cfg.positions` = digits + 1 places (the last holds the final
+carry); position 0 is the least-significant digit for order=lsb and the most-significant for
+order=msb.
+
+Randomness is split into independent streams keyed by (seed, stream, step), so training batch k
+is a pure function of (seed, k), the eval set is fixed per seed, and changing the h0 mode never
+changes the operands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+
+from common.config import Config
+
+_TRAIN, _EVAL, _TRAIN_H0, _EVAL_H0 = range(4)
+# Per-step cap on elements (sequences x positions x hidden) one eval chunk may hold.
+_EVAL_CHUNK_BUDGET = 2**24
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    a: np.ndarray       # (batch, positions) int32 digits of the first operand
+    b: np.ndarray       # (batch, positions) int32 digits of the second operand
+    target: np.ndarray  # (batch, positions) int32 digits of a + b
+    h0: np.ndarray      # (state_parts, layers, batch, hidden) initial recurrent state
+
+    def __len__(self) -> int:
+        return self.a.shape[0]
+
+
+def _rng(cfg: Config, stream: int, step: int = 0) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(stream, step)))
+
+
+def random_digits(rng: np.random.Generator, n: int, digits: int, base: int) -> np.ndarray:
+    """(n, digits) uniform random digits, least-significant first."""
+    return rng.integers(0, base, size=(n, digits), dtype=np.int32)
+
+
+def _below(x: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """Row-wise x < bound for lsb-first digit arrays (lexicographic from the top digit)."""
+    diff = x != bound
+    top = x.shape[1] - 1 - np.argmax(diff[:, ::-1], axis=1)  # highest differing position
+    rows = np.arange(x.shape[0])
+    return diff.any(axis=1) & (x[rows, top] < bound[top])
+
+
+def digits_in_range(rng: np.random.Generator, n: int, digits: int, base: int,
+                    lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(n, digits) digit arrays of integers uniform in [lo, hi), by rejection sampling."""
+    accepted: list[np.ndarray] = []
+    have = 0
+    while have < n:
+        x = random_digits(rng, 2 * (n - have) + 16, digits, base)
+        x = x[~_below(x, lo) & _below(x, hi)]
+        accepted.append(x)
+        have += len(x)
+    return np.concatenate(accepted)[:n]
+
+
+def add_digits(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
+    """Digit-wise a + b (lsb first, same width); the caller leaves room for the final carry.
+
+    Carry-lookahead instead of a ripple loop: a position propagates an incoming carry iff its
+    digit sum is base-1, so the carry into position i is the carry generated at the last
+    non-propagating position below i (or 0 if there is none).
+    """
+    s = a + b
+    generate = s >= base
+    stops = np.where(s != base - 1, np.arange(s.shape[1]), -1)
+    last_stop = np.maximum.accumulate(stops, axis=1)[:, :-1]
+    carry_in = np.zeros_like(generate)
+    carry_in[:, 1:] = (last_stop >= 0) & np.take_along_axis(generate, np.maximum(last_stop, 0), 1)
+    return (s + carry_in) % base
+
+
+def handout_bounds(digits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The handout's split, generalised to any length: 0 <= train < 55…5 <= test < 99…9."""
+    zero = np.zeros(digits, np.int32)
+    fives = np.full(digits, 5, np.int32)
+    nines = np.full(digits, 9, np.int32)
+    return zero, fives, nines
+
+
+def sample_operands(cfg: Config, rng: np.random.Generator, n: int, test: bool) -> np.ndarray:
+    """(n, digits) lsb-first operand digits from the configured distribution."""
+    if cfg.data == "uniform":
+        return random_digits(rng, n, cfg.digits, cfg.base)
+    zero, fives, nines = handout_bounds(cfg.digits)
+    lo, hi = (fives, nines) if test else (zero, fives)
+    return digits_in_range(rng, n, cfg.digits, cfg.base, lo, hi)
+
+
+def initial_state(cfg: Config, rng: np.random.Generator, n: int) -> np.ndarray:
+    """(state_parts, layers, n, hidden) initial recurrent state for the configured h0 mode.
+
+    xavier and he are normal draws with the std those inits give a (hidden x hidden) matrix:
+    xavier gain/sqrt(hidden) (gain 5/3 for tanh, sqrt 2 for relu), he sqrt(2/hidden).
+    """
+    shape = (cfg.state_parts, cfg.layers, n, cfg.hidden)
+    if cfg.h0 == "zeros":
+        return np.zeros(shape, cfg.dtype)
+    gain = 5 / 3 if cfg.activation == "tanh" else np.sqrt(2)
+    std = {"randn": 1.0, "randn10": 10.0, "xavier": gain / np.sqrt(cfg.hidden),
+           "he": np.sqrt(2 / cfg.hidden)}[cfg.h0]
+    return (std * rng.standard_normal(shape)).astype(cfg.dtype)
+
+
+def make_batch(cfg: Config, rng: np.random.Generator, h0_rng: np.random.Generator,
+               n: int, test: bool) -> Batch:
+    width = ((0, 0), (0, 1))  # the extra top position for the final carry
+    a = np.pad(sample_operands(cfg, rng, n, test), width)
+    b = np.pad(sample_operands(cfg, rng, n, test), width)
+    target = add_digits(a, b, cfg.base).astype(np.int32)
+    if cfg.order == "msb":
+        a, b, target = (np.ascontiguousarray(x[:, ::-1]) for x in (a, b, target))
+    return Batch(a, b, target, initial_state(cfg, h0_rng, n))
+
+
+def train_batch(cfg: Config, step: int) -> Batch:
+    """Training batch number `step`: a pure function of (cfg.seed, step)."""
+    return make_batch(cfg, _rng(cfg, _TRAIN, step), _rng(cfg, _TRAIN_H0, step),
+                      cfg.batch_size, test=False)
+
+
+def eval_set(cfg: Config) -> Batch:
+    """The held-out set, fixed per seed (handout data: drawn from the test range)."""
+    return make_batch(cfg, _rng(cfg, _EVAL), _rng(cfg, _EVAL_H0), cfg.eval_size, test=True)
+
+
+def eval_chunk_size(cfg: Config) -> int:
+    """Sequences per eval forward pass, so a 5000-digit eval set does not need gigabytes."""
+    per_sequence = cfg.positions * max(cfg.hidden, 2 * cfg.embed, cfg.base)
+    return max(1, min(cfg.eval_size, _EVAL_CHUNK_BUDGET // per_sequence))
+
+
+def eval_chunks(batch: Batch, size: int) -> Iterator[tuple[Batch, int]]:
+    """Equal-size chunks (the last padded by repeating rows) and how many rows are real.
+
+    Equal shapes let a jitted eval compile once; callers score only the first `valid` rows.
+    """
+    n = len(batch)
+    for start in range(0, n, size):
+        idx = np.arange(start, start + size) % n
+        chunk = Batch(batch.a[idx], batch.b[idx], batch.target[idx], batch.h0[:, :, idx])
+        yield chunk, min(size, n - start)
+
+
+def to_int(digits: np.ndarray, base: int, order: str = "lsb") -> list[int]:
+    """Decode digit rows to Python ints (for tests and inspection, not the hot path)."""
+    rows = digits if order == "msb" else digits[:, ::-1]
+    return [int("".join(np.base_repr(int(d), base) for d in row), base) for row in rows]

@@ -1,0 +1,98 @@
+"""The adder in Flax linen, parameterised exactly as PyTorch's so the same weights give the same
+function and gradients: two biases per cell, gates in PyTorch order (LSTM i,f,g,o; GRU r,z,n),
+GRU's b_hn inside r * (W_hn h + b_hn). Kernels use Flax's (in, out) layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from common.config import Config
+from common.params import GATES
+
+
+def _stacked_orthogonal(gates: int):
+    """Flax's native recurrent init: one orthogonal (hidden x hidden) block per gate."""
+    def init(key, shape, dtype=jnp.float32):
+        keys = jax.random.split(key, gates)
+        block = (shape[0], shape[1] // gates)
+        return jnp.concatenate([nn.initializers.orthogonal()(k, block, dtype) for k in keys], 1)
+    return init
+
+
+def cell_update(cell: str, activation: str, state: jax.Array, x_proj: jax.Array,
+                h_proj: jax.Array) -> jax.Array:
+    """One time step. state: (parts, batch, hidden); x_proj/h_proj: input/recurrent projections
+    with their biases, (batch, gates * hidden). Returns the new state."""
+    h = state[0]
+    if cell == "rnn":
+        act = jnp.tanh if activation == "tanh" else jax.nn.relu
+        return act(x_proj + h_proj)[None]
+    if cell == "lstm":
+        i, f, g, o = jnp.split(x_proj + h_proj, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * state[1] + jax.nn.sigmoid(i) * jnp.tanh(g)
+        return jnp.stack([jax.nn.sigmoid(o) * jnp.tanh(c), c])
+    xr, xz, xn = jnp.split(x_proj, 3, axis=-1)
+    hr, hz, hn = jnp.split(h_proj, 3, axis=-1)
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + r * hn)
+    return ((1 - z) * n + z * h)[None]
+
+
+class RecurrentLayer(nn.Module):
+    cell: str
+    hidden: int
+    activation: str
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, xs: jax.Array, state: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """xs: (time, batch, in); state: (parts, batch, hidden) -> outputs, final state."""
+        rows = GATES[self.cell] * self.hidden
+        p = lambda name, init, shape: self.param(name, init, shape, self.dtype)  # noqa: E731
+        ih_kernel = p("ih_kernel", nn.initializers.lecun_normal(), (xs.shape[-1], rows))
+        hh_kernel = p("hh_kernel", _stacked_orthogonal(GATES[self.cell]), (self.hidden, rows))
+        ih_bias = p("ih_bias", nn.initializers.zeros, (rows,))
+        hh_bias = p("hh_bias", nn.initializers.zeros, (rows,))
+
+        # The input projection does not depend on the state: one big matmul over all positions.
+        x_proj = xs @ ih_kernel + ih_bias
+
+        def step(state, x_proj_t):
+            state = cell_update(self.cell, self.activation, state, x_proj_t,
+                                state[0] @ hh_kernel + hh_bias)
+            return state, state[0]
+
+        final, ys = jax.lax.scan(step, state, x_proj)
+        return ys, final
+
+
+class Adder(nn.Module):
+    cfg: Config
+
+    @nn.compact
+    def __call__(self, a: jax.Array, b: jax.Array, h0: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """a, b: (batch, positions) digits; h0: (parts, layers, batch, hidden).
+
+        Returns logits (batch, positions, base) and the final state, shaped like h0.
+        """
+        cfg, dtype = self.cfg, jnp.dtype(self.cfg.dtype)
+        embed = nn.Embed(cfg.base, cfg.embed, dtype=dtype, param_dtype=dtype, name="embedding")
+        x = jnp.concatenate([embed(a), embed(b)], axis=-1)
+        final = h0
+        if cfg.cell != "none":
+            x = jnp.swapaxes(x, 0, 1)  # scan runs over the leading (time) axis
+            finals = []
+            for k in range(cfg.layers):
+                layer = RecurrentLayer(cfg.cell, cfg.hidden, cfg.activation, dtype, name=f"layer{k}")
+                x, state = layer(x, h0[:, k])
+                finals.append(state)
+            x = jnp.swapaxes(x, 0, 1)
+            final = jnp.stack(finals, axis=1)
+        logits = nn.Dense(cfg.base, dtype=dtype, param_dtype=dtype, name="head")(x)
+        return logits, final

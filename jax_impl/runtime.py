@@ -1,0 +1,45 @@
+"""Process-wide JAX settings: device, float64, float32 matmul precision.
+
+Threads are pinned by CPU affinity before JAX starts (common.threads): XLA sizes its CPU pool
+from the affinity mask.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+import flax
+import jax
+import optax
+
+from common.config import Config, ConfigError
+
+
+def select_device(cfg: Config) -> jax.Device:
+    if cfg.device != "cpu":
+        try:
+            return jax.devices("gpu")[0]
+        except RuntimeError:
+            if cfg.device == "gpu":
+                raise ConfigError("device='gpu': JAX sees no GPU (is jax[cuda] installed?)") from None
+    return jax.devices("cpu")[0]
+
+
+def configure(cfg: Config) -> jax.Device:
+    """float64 when asked, full-fp32 (or TF32 when cfg.tf32) matmuls; returns the device."""
+    jax.config.update("jax_enable_x64", cfg.dtype == "float64")
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if cfg.tf32 else "highest")
+    return select_device(cfg)
+
+
+def describe(device: jax.Device) -> dict[str, Any]:
+    name = device.device_kind if device.platform == "gpu" else platform.processor()
+    return {
+        "framework": f"jax {jax.__version__} / flax {flax.__version__} / optax {optax.__version__}",
+        "device": "gpu" if device.platform == "gpu" else "cpu",
+        "device_name": name or platform.machine(),
+        "threads": len(os.sched_getaffinity(0)),
+        "matmul_precision": jax.config.jax_default_matmul_precision,
+    }

@@ -1,0 +1,133 @@
+"""JAX training: Adam from optax, piecewise-constant schedule, mean cross-entropy over every
+position. One jitted, buffer-donating step carries everything (parameters, optimiser state,
+carried hidden state, divergence flag), so the host never waits on the device between evals.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from common.config import Config
+from common.data import Batch, eval_chunk_size
+from common.params import Params, init_params
+from jax_impl import runtime
+from jax_impl.model import Adder
+from jax_impl.params import export_params, load_params
+
+State = dict[str, Any]
+
+
+def make_params(cfg: Config, model: Adder) -> dict[str, Any]:
+    if cfg.init == "shared":
+        return load_params(cfg, init_params(cfg))
+    # native: Flax's own initialisers; parameter shapes do not depend on batch or length.
+    a = jnp.zeros((1, 1), jnp.int32)
+    h0 = jnp.zeros((cfg.state_parts, cfg.layers, 1, cfg.hidden), cfg.dtype)
+    return model.init(jax.random.PRNGKey(cfg.seed), a, a, h0)["params"]
+
+
+def make_optimizer(cfg: Config) -> optax.GradientTransformation:
+    lr = cfg.lr
+    if cfg.schedule == "multistep":
+        # Scaled by `decay` once `milestone` updates are done, like torch's MultiStepLR.
+        lr = optax.piecewise_constant_schedule(cfg.lr, {m: cfg.decay for m in cfg.milestones})
+    return optax.adam(lr)
+
+
+def loss_fn(logits: jax.Array, target: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
+
+
+def make_train_step(cfg: Config, model: Adder, optimizer: optax.GradientTransformation):
+    def train_step(state: State, a, b, target, h0) -> State:
+        if cfg.carry_state:  # the previous batch's final state; the batch's h0 on step 1
+            h0 = jnp.where(state["step"] > 0, state["carry"], h0)
+
+        def loss_of(params):
+            logits, final = model.apply({"params": params}, a, b, h0)
+            return loss_fn(logits, target), final
+
+        (loss, final), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        step = state["step"] + 1
+        newly_bad = (state["first_bad"] == 0) & ~jnp.isfinite(loss)
+        return {
+            "params": optax.apply_updates(state["params"], updates),
+            "opt_state": opt_state,
+            "carry": final,  # a new jit call: no gradient can flow back through it
+            "step": step,
+            "first_bad": jnp.where(newly_bad, step, state["first_bad"]),
+            "loss": loss,
+        }
+
+    return train_step
+
+
+def make_score(model: Adder):
+    def score(params, a, b, target, h0):
+        logits, _ = model.apply({"params": params}, a, b, h0)
+        right = jnp.argmax(logits, -1) == target
+        return right.all(-1), right.sum(-1)
+
+    return score
+
+
+class Trainer:
+    """Owns the jitted steps and the training state; see common.loop.Trainer for the contract."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.device = runtime.configure(cfg)
+        self.model = Adder(cfg)
+        optimizer = make_optimizer(cfg)
+        params = make_params(cfg, self.model)
+        h0_shape = (cfg.state_parts, cfg.layers, cfg.batch_size, cfg.hidden)
+        self.state: State = jax.device_put({
+            "params": params,
+            "opt_state": optimizer.init(params),
+            "carry": jnp.zeros(h0_shape, cfg.dtype),
+            "step": jnp.zeros((), jnp.int32),
+            "first_bad": jnp.zeros((), jnp.int32),
+            "loss": jnp.zeros((), cfg.dtype),
+        }, self.device)
+        self._train_step = jax.jit(make_train_step(cfg, self.model, optimizer), donate_argnums=0)
+        self._score = jax.jit(make_score(self.model))
+
+    def _arrays(self, batch: Batch) -> tuple[jax.Array, ...]:
+        return jax.device_put((batch.a, batch.b, batch.target, batch.h0), self.device)
+
+    def compile(self, batch: Batch) -> float:
+        """Compile ahead of time, so compile time is measured apart from step time."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        self._train_step = self._train_step.lower(self.state, *self._arrays(batch)).compile()
+        n = eval_chunk_size(cfg)
+        digits = jax.ShapeDtypeStruct((n, cfg.positions), jnp.int32)
+        h0 = jax.ShapeDtypeStruct((cfg.state_parts, cfg.layers, n, cfg.hidden), jnp.dtype(cfg.dtype))
+        self._score = self._score.lower(self.state["params"], digits, digits, digits, h0).compile()
+        return time.perf_counter() - start
+
+    def step(self, batch: Batch) -> None:
+        self.state = self._train_step(self.state, *self._arrays(batch))
+
+    def loss(self) -> float:
+        return float(jax.block_until_ready(self.state["loss"]))
+
+    def nonfinite_step(self) -> int | None:
+        return int(self.state["first_bad"]) or None
+
+    def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
+        whole, right = self._score(self.state["params"], *self._arrays(chunk))
+        return np.asarray(whole), np.asarray(right)
+
+    def params(self) -> Params:
+        return export_params(self.cfg, self.state["params"])
+
+    def env(self) -> dict:
+        return runtime.describe(self.device)

@@ -1,0 +1,46 @@
+"""Process-wide PyTorch settings: device, threads, float32 precision."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import torch
+
+from common.config import Config, ConfigError
+
+
+def select_device(cfg: Config) -> torch.device:
+    if cfg.device == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if cfg.device == "gpu":
+        raise ConfigError("device='gpu': PyTorch sees no CUDA GPU (is a CUDA build installed?)")
+    return torch.device("cpu")
+
+
+def configure(cfg: Config) -> torch.device:
+    """Threads, full-fp32 (or TF32 when cfg.tf32) matmuls and cuDNN RNNs; returns the device."""
+    device = select_device(cfg)
+    torch.set_num_threads(cfg.threads)
+    if torch.get_num_interop_threads() != 1:
+        torch.set_num_interop_threads(1)
+    # Only the new precision API: mixing it with the legacy allow_tf32 flags raises in torch>=2.9.
+    precision = "tf32" if cfg.tf32 else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = precision
+    torch.backends.cudnn.rnn.fp32_precision = precision
+    torch.backends.cudnn.conv.fp32_precision = precision
+    return device
+
+
+def describe(device: torch.device) -> dict[str, Any]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "framework": f"torch {torch.__version__}",
+        "device": device.type,
+        "device_name": name or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+        "fp32_precision": torch.backends.cuda.matmul.fp32_precision,
+    }

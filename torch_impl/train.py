@@ -1,0 +1,101 @@
+"""PyTorch training: Adam from torch.optim, MultiStepLR, mean cross-entropy over every position."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.config import Config
+from common.data import Batch
+from common.params import Params, init_params
+from torch_impl import runtime
+from torch_impl.model import Adder
+from torch_impl.params import export_params, load_params
+
+
+def make_model(cfg: Config, device: torch.device) -> Adder:
+    torch.manual_seed(cfg.seed)  # native init draws from torch's own generator
+    model = Adder(cfg).to(device=device, dtype=getattr(torch, cfg.dtype))
+    if cfg.init == "shared":
+        load_params(model, init_params(cfg))
+    return model
+
+
+def make_optimizer(cfg: Config, model: Adder):
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = None
+    if cfg.schedule == "multistep":
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), gamma=cfg.decay)
+    return opt, sched
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+
+
+class Trainer:
+    """Owns the model, optimiser and carried state; see common.loop.Trainer for the contract."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.device = runtime.configure(cfg)
+        self.model = make_model(cfg, self.device)
+        self.opt, self.sched = make_optimizer(cfg, self.model)
+        self.carry: torch.Tensor | None = None
+        self.step_count = 0
+        self.last_loss = torch.zeros((), device=self.device)
+        # Divergence is tracked on the device so no step has to wait for the host.
+        self.first_bad = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def _tensors(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        to = lambda x: torch.from_numpy(x).to(self.device, non_blocking=True)  # noqa: E731
+        return to(batch.a).long(), to(batch.b).long(), to(batch.target).long(), to(batch.h0)
+
+    def compile(self, batch: Batch) -> float | None:
+        return None  # eager: nothing to compile
+
+    def step(self, batch: Batch) -> None:
+        a, b, target, h0 = self._tensors(batch)
+        if self.cfg.carry_state and self.carry is not None:
+            h0 = self.carry
+        self.model.train()
+        logits, final = self.model(a, b, h0)
+        loss = loss_fn(logits, target)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.sched:
+            self.sched.step()
+        self.step_count += 1
+        self.carry = final.detach()
+        self.last_loss = loss.detach()
+        newly_bad = (self.first_bad == 0) & ~torch.isfinite(self.last_loss)
+        self.first_bad = torch.where(newly_bad, self.step_count, self.first_bad)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def loss(self) -> float:
+        self.sync()
+        return float(self.last_loss)
+
+    def nonfinite_step(self) -> int | None:
+        bad = int(self.first_bad)
+        return bad or None
+
+    @torch.no_grad()
+    def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """Per sequence: whole sum right (bool), and how many digits are right."""
+        a, b, target, h0 = self._tensors(chunk)
+        self.model.eval()
+        logits, _ = self.model(a, b, h0)
+        right = logits.argmax(-1) == target
+        return right.all(-1).cpu().numpy(), right.sum(-1).cpu().numpy()
+
+    def params(self) -> Params:
+        return export_params(self.model)
+
+    def env(self) -> dict:
+        return runtime.describe(self.device)
