@@ -182,7 +182,7 @@ def run(backend: str, cfg: Config, console: Console) -> dict[str, Any]:
     except Exception as e:  # a crash mid-run still yields a record saying so
         record.update(status="error", error=f"{type(e).__name__}: {e}", diverged_step=None,
                       curve=[], timing=None)
-    last = next((p for p in reversed(record["curve"]) if p["exact_acc"] is not None), None)
+    last = record["curve"][-1] if record["curve"] else None
     record["final"] = {k: last[k] if last else None for k in ("step", "loss", "exact_acc", "digit_acc")}
     return record
 

@@ -13,6 +13,7 @@ changes the operands.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -156,4 +157,4 @@ def eval_chunks(batch: Batch, size: int) -> Iterator[tuple[Batch, int]]:
 def to_int(digits: np.ndarray, base: int, order: str = "lsb") -> list[int]:
     """Decode digit rows to Python ints (for tests and inspection, not the hot path)."""
     rows = digits if order == "msb" else digits[:, ::-1]
-    return [int("".join(np.base_repr(int(d), base) for d in row), base) for row in rows]
+    return [functools.reduce(lambda acc, d: acc * base + int(d), row, 0) for row in rows]

@@ -7,7 +7,6 @@ ahead of time inside `Trainer.compile`, reported as `compile_s` apart from step 
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -48,10 +47,6 @@ def evaluate(cfg: Config, trainer: Trainer, batch: Batch) -> tuple[float, float]
     return exact / len(batch), digits / batch.target.size
 
 
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
 def fit(cfg: Config, trainer: Trainer,
         on_step: Callable[[int], None] | None = None,
         on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -88,13 +83,11 @@ def fit(cfg: Config, trainer: Trainer,
         diverged_step = trainer.nonfinite_step()
         if diverged_step is not None:
             status = "diverged"
-            curve.append({"step": step, "loss": None, "exact_acc": None, "digit_acc": None,
-                          "elapsed_s": now - t0})
             break
         exact_acc, digit_acc = evaluate(cfg, trainer, held_out)
         mark, last_step = time.perf_counter(), step
         eval_s += mark - now
-        curve.append({"step": step, "loss": _finite_or_none(loss), "exact_acc": exact_acc,
+        curve.append({"step": step, "loss": loss, "exact_acc": exact_acc,
                       "digit_acc": digit_acc, "elapsed_s": mark - t0})
         if on_eval:
             on_eval(curve[-1])

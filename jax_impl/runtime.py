@@ -6,6 +6,7 @@ from the affinity mask.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from typing import Any
@@ -18,6 +19,8 @@ from common.config import Config, ConfigError
 
 
 def select_device(cfg: Config) -> jax.Device:
+    # Probing for accelerators logs each missing plugin (libtpu, CUDA) at INFO: keep it quiet.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     if cfg.device != "cpu":
         try:
             return jax.devices("gpu")[0]

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from common.config import Config
+from common.data import add_digits, eval_chunks, eval_set, to_int, train_batch
+
+
+@pytest.mark.parametrize("trial", range(40))
+def test_digits_decode_to_the_exact_sum(trial):
+    rng = np.random.default_rng(trial)
+    cfg = Config(data="uniform", digits=int(rng.integers(1, 60)), base=int(rng.integers(2, 37)),
+                 order=str(rng.choice(["lsb", "msb"])), batch_size=int(rng.integers(1, 40)),
+                 seed=trial)
+    batch = train_batch(cfg, step=int(rng.integers(1, 10**6)))
+    assert batch.a.shape == batch.b.shape == batch.target.shape == (cfg.batch_size, cfg.positions)
+    a, b, s = (to_int(x, cfg.base, cfg.order) for x in (batch.a, batch.b, batch.target))
+    assert all(x + y == z for x, y, z in zip(a, b, s))
+    assert all(x < cfg.base**cfg.digits for x in a + b)  # the top position is room for the carry
+
+
+def test_long_carry_chains_are_exact():
+    # 99…9 + 1 carries through every position; base 2 and 36 as well.
+    for base in (2, 10, 36):
+        n = 2000
+        a = np.full((1, n + 1), base - 1, np.int32)
+        a[0, -1] = 0
+        b = np.zeros_like(a)
+        b[0, 0] = 1
+        s = add_digits(a, b, base)
+        assert s[0, -1] == 1 and not s[0, :-1].any()
+
+
+def test_handout_ranges():
+    cfg = Config(batch_size=500, eval_size=500)
+    train = to_int(train_batch(cfg, 1).a, 10) + to_int(train_batch(cfg, 1).b, 10)
+    test = to_int(eval_set(cfg).a, 10) + to_int(eval_set(cfg).b, 10)
+    assert all(0 <= x < 555555555 for x in train)
+    assert all(555555555 <= x < 999999999 for x in test)
+    assert min(train) < 10**8 and max(test) > 9 * 10**8  # the ranges are actually covered
+
+
+def test_batches_are_pure_functions_of_seed_and_step():
+    cfg = Config(data="uniform", digits=20, h0="randn")
+    one, again, other = train_batch(cfg, 5), train_batch(cfg, 5), train_batch(cfg, 6)
+    for field in ("a", "b", "target", "h0"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(again, field))
+    assert not np.array_equal(one.a, other.a)
+    assert not np.array_equal(one.a, train_batch(cfg.replace(seed=1), 5).a)
+    np.testing.assert_array_equal(eval_set(cfg).a, eval_set(cfg).a)
+    # The h0 mode has its own random stream: it never changes the operands.
+    np.testing.assert_array_equal(one.a, train_batch(cfg.replace(h0="xavier"), 5).a)
+
+
+@pytest.mark.parametrize("mode, std", [("zeros", 0.0), ("randn", 1.0), ("randn10", 10.0),
+                                       ("xavier", 5 / 3 / 8), ("he", np.sqrt(2 / 64))])
+def test_h0_modes(mode, std):
+    cfg = Config(h0=mode, cell="lstm", hidden=64, batch_size=500)
+    h0 = train_batch(cfg, 1).h0
+    assert h0.shape == (2, cfg.layers, 500, 64) and h0.dtype == np.float32
+    assert h0.std() == pytest.approx(std, rel=0.02, abs=1e-12)
+
+
+def test_eval_chunks_cover_every_row_once():
+    cfg = Config(eval_size=7)
+    batch = eval_set(cfg)
+    rows = [chunk.a[:valid] for chunk, valid in eval_chunks(batch, 3)]
+    assert [len(r) for r in rows] == [3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate(rows), batch.a)
+
+
+def test_long_batches():
+    cfg = Config(data="uniform", digits=5000, batch_size=200)
+    batch = train_batch(cfg, 1)
+    assert batch.target.shape == (200, 5001)
+    a, b, s = (to_int(x[:3], 10) for x in (batch.a, batch.b, batch.target))
+    assert all(x + y == z for x, y, z in zip(a, b, s))
