@@ -187,9 +187,13 @@ def run(backend: str, cfg: Config, console: Console) -> dict[str, Any]:
     return record
 
 
-def run_backend(backend: str) -> None:
-    define_flags()
+def run_app(main, define) -> None:
+    """absl's app.run, with flag errors as one line and exit status 2."""
+    define()
+    app.run(main, flags_parser=parse_flags)
 
+
+def run_backend(backend: str) -> None:
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
@@ -209,4 +213,4 @@ def run_backend(backend: str) -> None:
             console.print(f"run record written to {out}")
         sys.exit(1 if record["status"] == "error" else 0)
 
-    app.run(main, flags_parser=parse_flags)
+    run_app(main, define_flags)

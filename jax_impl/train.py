@@ -44,16 +44,22 @@ def loss_fn(logits: jax.Array, target: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
 
 
+def make_loss_and_grads(model: Adder):
+    """(loss, final state), gradients w.r.t. the parameters for one batch."""
+    def loss_of(params, a, b, target, h0):
+        logits, final = model.apply({"params": params}, a, b, h0)
+        return loss_fn(logits, target), final
+
+    return jax.value_and_grad(loss_of, has_aux=True)
+
+
 def make_train_step(cfg: Config, model: Adder, optimizer: optax.GradientTransformation):
+    loss_and_grads = make_loss_and_grads(model)
+
     def train_step(state: State, a, b, target, h0) -> State:
         if cfg.carry_state:  # the previous batch's final state; the batch's h0 on step 1
             h0 = jnp.where(state["step"] > 0, state["carry"], h0)
-
-        def loss_of(params):
-            logits, final = model.apply({"params": params}, a, b, h0)
-            return loss_fn(logits, target), final
-
-        (loss, final), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
+        (loss, final), grads = loss_and_grads(state["params"], a, b, target, h0)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         step = state["step"] + 1
         newly_bad = (state["first_bad"] == 0) & ~jnp.isfinite(loss)
@@ -98,6 +104,8 @@ class Trainer:
         }, self.device)
         self._train_step = jax.jit(make_train_step(cfg, self.model, optimizer), donate_argnums=0)
         self._score = jax.jit(make_score(self.model))
+        self._loss_and_grads = jax.jit(make_loss_and_grads(self.model))
+        self._forward = jax.jit(self.model.apply)
 
     def _arrays(self, batch: Batch) -> tuple[jax.Array, ...]:
         return jax.device_put((batch.a, batch.b, batch.target, batch.h0), self.device)
@@ -128,6 +136,17 @@ class Trainer:
 
     def params(self) -> Params:
         return export_params(self.cfg, self.state["params"])
+
+    def logits(self, batch: Batch) -> np.ndarray:
+        """Forward pass with the current parameters (for equivalence checks)."""
+        a, b, _, h0 = self._arrays(batch)
+        logits, _ = self._forward({"params": self.state["params"]}, a, b, h0)
+        return np.asarray(logits)
+
+    def gradients(self, batch: Batch) -> tuple[float, Params]:
+        """Loss and parameter gradients (neutral names and layouts) without updating anything."""
+        (loss, _), grads = self._loss_and_grads(self.state["params"], *self._arrays(batch))
+        return float(loss), export_params(self.cfg, grads)
 
     def env(self) -> dict:
         return runtime.describe(self.device)

@@ -16,8 +16,9 @@ def forward(backend, cfg, batch):
     if backend == "torch":
         import torch
 
+        a, b, _, h0 = trainer._tensors(batch)
         with torch.no_grad():
-            logits, final = trainer.model(*trainer._tensors(batch)[:2], trainer._tensors(batch)[3])
+            logits, final = trainer.model(a, b, h0)
         return logits.numpy(), final.numpy()
     logits, final = trainer.model.apply({"params": trainer.state["params"]}, batch.a, batch.b, batch.h0)
     return np.asarray(logits), np.asarray(final)

@@ -97,5 +97,21 @@ class Trainer:
     def params(self) -> Params:
         return export_params(self.model)
 
+    @torch.no_grad()
+    def logits(self, batch: Batch) -> np.ndarray:
+        """Forward pass with the current parameters (for equivalence checks)."""
+        a, b, _, h0 = self._tensors(batch)
+        return self.model(a, b, h0)[0].cpu().numpy()
+
+    def gradients(self, batch: Batch) -> tuple[float, Params]:
+        """Loss and parameter gradients (neutral names and layouts) without updating anything."""
+        a, b, target, h0 = self._tensors(batch)
+        self.model.zero_grad(set_to_none=True)
+        loss = loss_fn(self.model(a, b, h0)[0], target)
+        loss.backward()
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in self.model.named_parameters()}
+        self.model.zero_grad(set_to_none=True)
+        return float(loss.detach()), grads
+
     def env(self) -> dict:
         return runtime.describe(self.device)

@@ -1,0 +1,1 @@
+"""The comparison harness: equivalence checks, sweeps, benchmarks and reports."""

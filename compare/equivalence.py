@@ -1,0 +1,213 @@
+"""Do the two backends compute the same thing? Same weights and batches in, compare what comes out.
+
+    python -m compare.equivalence                       # every variant, both dtypes
+    python -m compare.equivalence --cell gru --layers 2 --dtype float32 --full
+
+For each cell variant x layers x dtype, both backends start from the same shared weights and see
+the same batches; we compare forward logits and the loss and every parameter gradient (for every
+h0 mode), then the loss trajectory and final parameters over training runs of Adam: a constant
+learning rate from zero h0 (the handout), and a multi-step schedule with the carried-state mode
+from random h0 (`--full`: every h0 mode x carry x schedule). Prints a table; exits 1 if a bound
+is broken, 2 on bad flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+from typing import Any
+
+import numpy as np
+from absl import flags
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from common.cli import fail, run_app
+from common.config import H0_MODES, Config, ConfigError
+from common.data import train_batch
+
+VARIANTS = {
+    "rnn-tanh": {"cell": "rnn", "activation": "tanh"},
+    "rnn-relu": {"cell": "rnn", "activation": "relu"},
+    "lstm": {"cell": "lstm"},
+    "gru": {"cell": "gru"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    logits: float      # max |Δ logits|
+    grads: float       # max |Δ| / max |reference| per gradient tensor, and for the loss
+    trajectory: float  # max over steps of |Δ loss| / loss
+    params: float      # max |Δ| / max |reference| per parameter tensor after training
+
+
+BOUNDS = {
+    "float32": Bounds(logits=1e-5, grads=1e-5, trajectory=1e-4, params=1e-3),
+    "float64": Bounds(logits=1e-10, grads=1e-10, trajectory=1e-10, params=1e-10),
+}
+STEPS = 100
+# rnn-relu in float32 is held to the same bounds on logits, loss and gradients, but two are
+# relaxed, for reasons measured at lr 1e-3, batch 64 (the function itself matches: in float64
+# every relu figure agrees to ~1e-14 over all 100 steps):
+# - Horizon. The relu RNN's training dynamics amplify rounding: inside PyTorch alone, nudging
+#   every weight by one ulp after each step moves the loss by 4.3e-4 (2 layers) and 5.1e-4
+#   (3 layers) relative within 100 steps, the same order as the cross-framework gap (3.8e-4,
+#   2.1e-3). Over the first 30 steps both stay below 1e-4.
+# - Final parameters. A relu unit on the edge of dying gets a gradient of ~1e-6 in one
+#   framework and exactly 0 (or the opposite sign) in the other; Adam normalises it into a
+#   full +-lr step. Seen: one weight of a 3-layer model with gradients (0, -1.1e-6, -6.1e-6,
+#   3.7e-6, -2.9e-5) in PyTorch vs (0, 1.1e-6, 0, 3.2e-6, 0) in JAX ends 9e-3 apart, 6e-2 of
+#   the tensor's largest weight.
+RELU_FLOAT32_STEPS = 30
+RELU_FLOAT32_BOUNDS = dataclasses.replace(BOUNDS["float32"], params=1e-1)
+
+
+def bounds_for(variant: str, dtype: str) -> Bounds:
+    return RELU_FLOAT32_BOUNDS if (variant, dtype) == ("rnn-relu", "float32") else BOUNDS[dtype]
+
+
+def base_config(variant: str, layers: int, dtype: str, device: str = "cpu") -> Config:
+    return Config(layers=layers, dtype=dtype, device=device, batch_size=64, eval_size=64,
+                  **VARIANTS[variant])
+
+
+def training_runs(cfg: Config, full: bool) -> list[Config]:
+    """The training configurations checked for one variant (see module docstring)."""
+    steps = RELU_FLOAT32_STEPS if cfg.activation == "relu" and cfg.dtype == "float32" else STEPS
+    scheduled = dict(schedule="multistep", milestones=(steps // 3, 2 * steps // 3), decay=0.3)
+    if not full:
+        return [cfg.replace(steps=steps, h0="zeros"),
+                cfg.replace(steps=steps, h0="randn", carry_state=True, **scheduled)]
+    return [cfg.replace(steps=steps, h0=h0, carry_state=carry, **(scheduled if sched else {}))
+            for h0 in H0_MODES for carry in (False, True) for sched in (False, True)]
+
+
+def relative(x: np.ndarray, reference: np.ndarray) -> float:
+    """max |x - reference| scaled by the reference tensor's largest magnitude."""
+    scale = float(np.abs(reference).max())
+    return float(np.abs(x - reference).max()) / (scale if scale > 0 else 1.0)
+
+
+def worst(x: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> tuple[float, str]:
+    assert x.keys() == reference.keys(), (sorted(x), sorted(reference))
+    return max((relative(x[k], reference[k]), k) for k in reference)
+
+
+def trainers(cfg: Config) -> tuple[Any, Any]:
+    """(JAX trainer, PyTorch trainer), both from the config's shared init."""
+    return tuple(importlib.import_module(f"{b}_impl.train").Trainer(cfg) for b in ("jax", "torch"))
+
+
+def compare_step(cfg: Config) -> dict[str, Any]:
+    """Forward logits, loss and gradients on one batch for every h0 mode; the worst of each."""
+    jax_t, torch_t = trainers(cfg)
+    out = {"logits": 0.0, "loss": 0.0, "grads": (0.0, "")}
+    for h0 in H0_MODES:
+        batch = train_batch(cfg.replace(h0=h0), 1)
+        out["logits"] = max(out["logits"], float(np.abs(jax_t.logits(batch) - torch_t.logits(batch)).max()))
+        (jax_loss, jax_grads), (torch_loss, torch_grads) = jax_t.gradients(batch), torch_t.gradients(batch)
+        out["loss"] = max(out["loss"], abs(jax_loss - torch_loss) / abs(torch_loss))
+        out["grads"] = max(out["grads"], worst(jax_grads, torch_grads))
+    return out
+
+
+def compare_training(cfg: Config) -> dict[str, Any]:
+    """Loss trajectories and final parameters after cfg.steps identical Adam steps."""
+    jax_t, torch_t = trainers(cfg)
+    gap = 0.0
+    for step in range(1, cfg.steps + 1):
+        batch = train_batch(cfg, step)
+        jax_t.step(batch)
+        torch_t.step(batch)
+        jax_loss, torch_loss = jax_t.loss(), torch_t.loss()
+        gap = max(gap, abs(jax_loss - torch_loss) / abs(torch_loss))
+    return {"trajectory": gap, "params": worst(jax_t.params(), torch_t.params())}
+
+
+@dataclasses.dataclass
+class Result:
+    variant: str
+    layers: int
+    dtype: str
+    logits: float
+    loss: float
+    grads: tuple[float, str]
+    trajectory: float
+    params: tuple[float, str]
+    steps: int
+
+    def violations(self) -> list[str]:
+        b = bounds_for(self.variant, self.dtype)
+        checks = [("logits", self.logits, b.logits), ("loss", self.loss, b.grads),
+                  (f"grad {self.grads[1]}", self.grads[0], b.grads),
+                  ("loss trajectory", self.trajectory, b.trajectory),
+                  (f"params {self.params[1]}", self.params[0], b.params)]
+        return [f"{self.variant} x{self.layers} {self.dtype}: {what} {value:.2e} > {bound:.0e}"
+                for what, value, bound in checks if not value <= bound]
+
+
+def check(variant: str, layers: int, dtype: str, device: str = "cpu", full: bool = False) -> Result:
+    cfg = base_config(variant, layers, dtype, device)
+    step = compare_step(cfg)
+    runs = [compare_training(run) for run in training_runs(cfg, full)]
+    return Result(variant, layers, dtype, step["logits"], step["loss"], step["grads"],
+                  trajectory=max(r["trajectory"] for r in runs),
+                  params=max(r["params"] for r in runs),
+                  steps=training_runs(cfg, full)[0].steps)
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("cell", list(VARIANTS), f"variants to check: {', '.join(VARIANTS)}")
+    flags.DEFINE_list("layers", ["1", "2", "3"], "layer counts to check")
+    flags.DEFINE_list("dtype", list(BOUNDS), "dtypes to check")
+    flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "run both backends here (gpu: TF32 off)")
+    flags.DEFINE_bool("full", False, "train every h0 mode x carried state x schedule")
+    flags.register_validator("cell", lambda v: set(v) <= set(VARIANTS),
+                             f"must be among {', '.join(VARIANTS)}")
+    flags.register_validator("layers", lambda v: all(x.isdigit() and int(x) >= 1 for x in v),
+                             "must be positive integers")
+    flags.register_validator("dtype", lambda v: set(v) <= set(BOUNDS),
+                             f"must be among {', '.join(BOUNDS)}")
+
+
+def main(argv: list[str]) -> None:
+    FLAGS = flags.FLAGS
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+    combos = [(v, int(n), d) for d in FLAGS.dtype for v in FLAGS.cell for n in FLAGS.layers]
+    results = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("checking", total=len(combos))
+        for variant, layers, dtype in combos:
+            progress.update(task, description=f"{variant} x{layers} {dtype}")
+            try:
+                results.append(check(variant, layers, dtype, FLAGS.device, FLAGS.full))
+            except ConfigError as e:  # e.g. --device gpu without a GPU
+                fail(str(e))
+            progress.advance(task)
+
+    table = Table(title=f"JAX vs PyTorch, same weights and batches (device {FLAGS.device})")
+    for column in ("variant", "layers", "dtype", "logits", "loss", "grad", "worst grad",
+                   "steps", "run loss", "params", "worst param", "ok"):
+        table.add_column(column, no_wrap=True)
+    for r in results:
+        table.add_row(r.variant, str(r.layers), r.dtype, f"{r.logits:.1e}", f"{r.loss:.1e}",
+                      f"{r.grads[0]:.1e}", r.grads[1], str(r.steps), f"{r.trajectory:.1e}",
+                      f"{r.params[0]:.1e}", r.params[1], "yes" if not r.violations() else "NO")
+    console.print(table)
+    console.print("logits: max |Δ|; loss, grad: |Δ| / max |PyTorch value| per tensor (worst "
+                  "over h0 modes); run loss: worst relative loss gap over the training runs; "
+                  "params: relative gap of the final parameters.")
+    for name, b in [*BOUNDS.items(), ("rnn-relu float32", RELU_FLOAT32_BOUNDS)]:
+        console.print(f"bounds {name}: logits {b.logits:.0e}, loss and grads {b.grads:.0e} "
+                      f"(relative), run loss {b.trajectory:.0e}, params {b.params:.0e}")
+    broken = [v for r in results for v in r.violations()]
+    for line in broken:
+        console.print(f"BROKEN: {line}")
+    sys.exit(1 if broken else 0)
+
+
+if __name__ == "__main__":
+    run_app(main, define_flags)

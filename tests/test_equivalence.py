@@ -1,0 +1,80 @@
+"""Same weights and batches in both backends -> same logits, gradients and training trajectory.
+
+Bounds and the reasons behind them live in compare/equivalence.py; these tests apply them.
+"""
+
+import jax.numpy as jnp
+import pytest
+
+from common.config import H0_MODES
+from compare import equivalence as eq
+from jax_impl import model as jax_model
+from torch_impl import params as torch_params
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("variant", list(eq.VARIANTS))
+def test_backends_agree(variant, layers, dtype):
+    result = eq.check(variant, layers, dtype)
+    assert result.violations() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant", list(eq.VARIANTS))
+def test_backends_agree_in_every_training_mode(variant, dtype):
+    for layers in (1, 2, 3):
+        assert eq.check(variant, layers, dtype, full=True).violations() == []
+
+
+def test_full_mode_covers_every_h0_carry_and_schedule():
+    runs = eq.training_runs(eq.base_config("gru", 2, "float32"), full=True)
+    assert {(r.h0, r.carry_state, r.schedule) for r in runs} == {
+        (h0, carry, sched) for h0 in H0_MODES for carry in (False, True)
+        for sched in ("constant", "multistep")}
+
+
+def _gpu_available() -> bool:
+    import jax
+    import torch
+
+    try:
+        return torch.cuda.is_available() and bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(not _gpu_available(), reason="no GPU visible to both JAX and PyTorch")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant", list(eq.VARIANTS))
+def test_backends_agree_on_gpu_with_tf32_off(variant, dtype):
+    assert eq.check(variant, 2, dtype, device="gpu").violations() == []
+
+
+# The checks must be able to fail: break one small thing in one backend and watch them catch it.
+
+def _swap_rz(p):
+    r, z, n = jnp.split(p, 3, axis=-1)
+    return jnp.concatenate([z, r, n], axis=-1)
+
+
+def test_swapped_gru_gates_are_caught(monkeypatch):
+    original = jax_model.cell_update
+
+    def swapped(cell, activation, state, x_proj, h_proj):  # GRU r and z exchanged in JAX only
+        return original(cell, activation, state, _swap_rz(x_proj), _swap_rz(h_proj))
+
+    monkeypatch.setattr(jax_model, "cell_update", swapped)
+    assert eq.check("gru", 1, "float32").violations()
+
+
+def test_dropped_hidden_bias_is_caught(monkeypatch):
+    original = torch_params.load_params
+
+    def without_b_hh(model, params):
+        original(model, {k: (0 * v if ".bias_hh_" in k else v) for k, v in params.items()})
+
+    monkeypatch.setattr(torch_params, "load_params", without_b_hh)
+    monkeypatch.setattr("torch_impl.train.load_params", without_b_hh)
+    assert eq.check("lstm", 1, "float64").violations()
