@@ -49,6 +49,7 @@ HELP = {
     "steps": "training steps",
     "eval_every": "evaluate on the held-out set every this many steps",
     "eval_size": "held-out sums (fixed per seed)",
+    "stop_when_solved": "stop at the first eval with every held-out sum right",
     "seed": "seed for data, h0 and init",
     "dtype": "floating-point type of parameters and activations",
     "threads": "CPU cores/threads to pin this process to",

@@ -60,6 +60,7 @@ class Config:
     # Evaluation
     eval_every: int = 50
     eval_size: int = 2000
+    stop_when_solved: bool = False
     # Run
     seed: int = 0
     dtype: str = "float32"
@@ -151,7 +152,7 @@ def _validate(cfg: Config) -> None:
     _check_int(cfg, "seed", 0, 2**32 - 1)
     for name, choices in CHOICES.items():
         _check_choice(cfg, name, choices)
-    for name in ("carry_state", "tf32"):
+    for name in ("carry_state", "tf32", "stop_when_solved"):
         _check_bool(cfg, name)
     _check_positive_float(cfg, "lr")
     _check_positive_float(cfg, "decay")

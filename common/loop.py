@@ -91,6 +91,8 @@ def fit(cfg: Config, trainer: Trainer,
                       "digit_acc": digit_acc, "elapsed_s": mark - t0})
         if on_eval:
             on_eval(curve[-1])
+        if cfg.stop_when_solved and exact_acc == 1.0:
+            break
 
     solved = next((p for p in curve if p["exact_acc"] == 1.0), None)
     step_s = statistics.median(per_step) if per_step else first_step_s

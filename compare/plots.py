@@ -1,0 +1,133 @@
+"""Figures for the report (matplotlib, written as PNG)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from compare.stats import Estimate, Group  # noqa: E402
+
+COLOURS = {"jax": "tab:blue", "torch": "tab:orange"}
+STYLES = {"jax": "-", "torch": "--"}  # dashed on top of solid: identical curves stay visible
+_COLUMNS = 5
+
+
+def _mean_band(group: Group, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per eval step: mean over seeds and the 95 % CI half-width (0 with one seed)."""
+    by_step: dict[int, list[float]] = {}
+    for r in group.records:
+        for p in r["curve"]:
+            by_step.setdefault(p["step"], []).append(p[key])
+    steps = np.array(sorted(by_step))
+    stats = [Estimate.of(by_step[s]) for s in steps]
+    return steps, np.array([e.mean for e in stats]), np.array([e.ci or 0.0 for e in stats])
+
+
+def curves(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
+    """Loss and exact accuracy of both backends per config: mean line, CI band over seeds."""
+    labels = list(groups)
+    cols = min(_COLUMNS, len(labels))
+    blocks = math.ceil(len(labels) / cols)
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(3.4 * cols, 5.2 * blocks), squeeze=False,
+                             sharex=False)
+    for i, label in enumerate(labels):
+        top, col = 2 * (i // cols), i % cols
+        loss_ax, acc_ax = axes[top, col], axes[top + 1, col]
+        for backend, group in sorted(groups[label].items()):
+            for ax, key in ((loss_ax, "loss"), (acc_ax, "exact_acc")):
+                steps, mean, ci = _mean_band(group, key)
+                if not len(steps):
+                    continue
+                ax.plot(steps, mean, STYLES.get(backend, "-"), color=COLOURS.get(backend),
+                        label=backend, lw=1.4)
+                ax.fill_between(steps, mean - ci, mean + ci, color=COLOURS.get(backend), alpha=0.2, lw=0)
+            diverged = group.count("diverged")
+            if diverged:
+                loss_ax.annotate(f"{backend}: {diverged} diverged", (0.02, 0.05 + 0.1 * (backend == "torch")),
+                                 xycoords="axes fraction", fontsize=7, color=COLOURS.get(backend))
+        loss_ax.set_title(label, fontsize=9)
+        loss_ax.set_yscale("log")
+        lo, hi = loss_ax.get_ylim()
+        if hi / lo < 10:  # within one decade only minor ticks exist: label them plainly
+            loss_ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+        loss_ax.set_ylabel("training loss", fontsize=8)
+        acc_ax.set_ylabel("exact match (held out)", fontsize=8)
+        acc_ax.set_xlabel("step", fontsize=8)
+        acc_ax.set_ylim(-0.03, 1.03)
+        for ax in (loss_ax, acc_ax):
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    for j in range(len(labels), blocks * cols):
+        axes[2 * (j // cols), j % cols].axis("off")
+        axes[2 * (j // cols) + 1, j % cols].axis("off")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def heatmap(groups: dict[str, dict[str, Group]], x: str, y: str, title: str, path: Path) -> None:
+    """Mean steps to 100 % exact over two swept fields, one panel per backend ('cap' = never)."""
+    backends = sorted({b for g in groups.values() for b in g})
+    first = next(iter(groups.values()))
+    xs = sorted({g[b].point[x] for g in groups.values() for b in g})
+    ys = sorted({g[b].point[y] for g in groups.values() for b in g})
+    fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.6), squeeze=False)
+    cap = next(iter(first.values())).cap
+    for ax, backend in zip(axes[0], backends):
+        grid = np.full((len(ys), len(xs)), np.nan)
+        unsolved = np.zeros_like(grid, dtype=bool)
+        for g in groups.values():
+            if backend in g:
+                group = g[backend]
+                i, j = ys.index(group.point[y]), xs.index(group.point[x])
+                grid[i, j] = group.solve_step().mean
+                unsolved[i, j] = group.solved == 0
+        im = ax.imshow(grid, cmap="viridis_r", vmin=0, vmax=cap, aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, "never" if unsolved[i, j] else f"{v:.0f}", ha="center", va="center",
+                        fontsize=8, color="white" if v < cap / 2 else "black")
+        ax.set_xticks(range(len(xs)), [str(v) for v in xs], fontsize=8)
+        ax.set_yticks(range(len(ys)), [str(v) for v in ys], fontsize=8)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(backend)
+        fig.colorbar(im, ax=ax, label=f"steps to 100 % (cap {cap})")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def timing(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
+    """Steady-state steps/s and compile time per config and backend (mean, 95 % CI)."""
+    labels = list(groups)
+    backends = sorted({b for g in groups.values() for b in g})
+    fig, (speed_ax, compile_ax) = plt.subplots(1, 2, figsize=(max(7, 1.3 * len(labels) + 3), 3.8))
+    width = 0.8 / len(backends)
+    x = np.arange(len(labels))
+    for k, backend in enumerate(backends):
+        for ax, key in ((speed_ax, "steps_per_s"), (compile_ax, "compile_s")):
+            est = [groups[label][backend].timing(key) if backend in groups[label] else Estimate(None, None, 0)
+                   for label in labels]
+            ax.bar(x + (k - (len(backends) - 1) / 2) * width, [e.mean or 0 for e in est], width,
+                   yerr=[e.ci or 0 for e in est], color=COLOURS.get(backend), label=backend, capsize=2)
+    speed_ax.set_ylabel("training steps/s (median step)")
+    compile_ax.set_ylabel("compile s (PyTorch: eager, none)")
+    for ax in (speed_ax, compile_ax):
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    speed_ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

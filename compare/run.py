@@ -1,0 +1,143 @@
+"""Run a named sweep of the study on both frameworks and write results, summary, plots, report.
+
+    python -m compare.run --list
+    python -m compare.run --sweep layers                      # quick preset, jax+torch, 3 seeds
+    python -m compare.run --sweep lr --preset paper --seeds 5 --jobs 2 --out results/lr
+    python -m compare.run --sweep digits --set batch_size=100 --set threads=2
+
+Rerunning the same command with the same --out resumes: finished runs are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from absl import flags
+from rich.console import Console
+
+from common.cli import fail, run_app
+from common.config import Config, ConfigError
+from compare import report
+from compare.runner import RESULTS, execute, load_results
+from compare.sweeps import ALL, PRESETS, SWEEPS, expand
+
+BACKENDS = ("jax", "torch")
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("sweep", None, f"one of: {', '.join([*SWEEPS, ALL])}")
+    flags.DEFINE_bool("list", False, "list the sweeps, what they vary and their presets")
+    flags.DEFINE_list("backends", list(BACKENDS), "backends to run")
+    flags.DEFINE_integer("seeds", 3, "repeats (seeds 0..K-1) of every config")
+    flags.DEFINE_enum("preset", "quick", PRESETS, "quick: minutes on a CPU; paper: the reports' settings")
+    flags.DEFINE_string("out", None, "output directory (default results/SWEEP-PRESET)")
+    flags.DEFINE_multi_string("set", [], "override a config field for the whole sweep, e.g. --set digits=50")
+    flags.DEFINE_integer("jobs", 1, "runs executed in parallel (timings compare only at equal --jobs)")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'field=value' -> (field, value typed like the field's default)."""
+    key, sep, raw = text.partition("=")
+    if not sep or key not in _FIELDS:
+        raise ConfigError(f"--set {text}: expected FIELD=VALUE with a config field "
+                          f"({', '.join(_FIELDS)})")
+    default = getattr(Config(), key)
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return key, raw.lower() in ("true", "1")
+        if isinstance(default, tuple):
+            return key, tuple(int(v) for v in raw.split(",") if v)
+        return key, type(default)(raw)
+    except ValueError:
+        raise ConfigError(f"--set {text}: {raw!r} is not a valid {key}") from None
+
+
+def list_sweeps(console: Console) -> None:
+    for s in SWEEPS.values():
+        console.print(f"[bold]{s.name}[/]: {s.about}")
+        for preset in PRESETS:
+            axes = "; ".join(f"{k} in {list(v)}" for k, v in s.axes(preset).items())
+            fixed = ", ".join(f"{k}={v}" for k, v in s.base(preset).items()
+                              if k not in s.axes(preset)) or "handout defaults"
+            console.print(f"    {preset}: {axes} | {fixed}")
+    console.print(f"[bold]{ALL}[/]: every sweep above")
+
+
+def main(argv: list[str]) -> None:
+    F = flags.FLAGS
+    console = Console(highlight=False)
+    if len(argv) > 1:
+        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+    if F.list:
+        list_sweeps(console)
+        return
+    if not F.sweep:
+        fail("--sweep is required (see --list)")
+    if F.sweep != ALL and F.sweep not in SWEEPS:
+        fail(f"--sweep={F.sweep}: unknown sweep (one of {', '.join([*SWEEPS, ALL])})")
+    unknown = [b for b in F.backends if b not in BACKENDS]
+    if unknown or not F.backends:
+        fail(f"--backends={','.join(F.backends)}: backends are {', '.join(BACKENDS)}")
+    if F.seeds < 1:
+        fail(f"--seeds={F.seeds}: must be >= 1")
+    if F.jobs < 1:
+        fail(f"--jobs={F.jobs}: must be >= 1")
+    names = list(SWEEPS) if F.sweep == ALL else [F.sweep]
+    try:
+        overrides = dict(parse_override(s) for s in F.set)
+        for name in names:
+            swept = set(overrides) & set(SWEEPS[name].axes(F.preset))
+            if swept:
+                raise ConfigError(f"--set {sorted(swept)[0]}=…: sweep {name} varies {sorted(swept)[0]} itself")
+        runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
+    except ConfigError as e:
+        fail(str(e))
+    out_dir = Path(F.out or f"results/{F.sweep}-{F.preset}")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"--out={out_dir}: exists and is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"--out={out_dir}: cannot create it ({e.strerror})")
+
+    console.print(f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
+                  f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
+    start = time.perf_counter()
+    execute(runs, out_dir, F.jobs, console)
+    wanted = {r.key for r in runs}
+    records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]
+    header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",
+              f"- command: `python -m compare.run {shlex.join(sys.argv[1:])}`",
+              f"- written: {datetime.datetime.now().isoformat(timespec='seconds')}; "
+              f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)",
+              *_environment(records)]
+    report.write(out_dir, records, header)
+    console.print(f"done in {time.perf_counter() - start:.0f} s: {out_dir / 'report.md'}, "
+                  f"{out_dir / 'summary.csv'}, {out_dir / RESULTS}")
+    errors = sum(r["status"] == "error" for r in records)
+    if errors:
+        console.print(f"[red]{errors} run(s) failed[/]: see {out_dir / 'logs'}")
+        sys.exit(1)
+
+
+def _environment(records: list[dict[str, Any]]) -> list[str]:
+    seen = {}
+    for r in records:
+        if r.get("env"):
+            e = r["env"]
+            seen[r["backend"]] = f"- {r['backend']}: {e['framework']} on {e['device']} ({e['device_name']}), " \
+                                 f"{e['threads']} thread(s), cores {e['cores']}"
+    return [seen[b] for b in sorted(seen)]
+
+
+if __name__ == "__main__":
+    run_app(main, define_flags)

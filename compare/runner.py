@@ -1,0 +1,136 @@
+"""Execute runs, each in its own pinned worker process, appending records as they finish.
+
+Workers are the backends' own command lines (`python -m jax_impl --config … --out …`), so a
+framework never shares a process with the other and a crash costs one run. Only this process
+writes results.jsonl, one fsync'd line per finished run; a rerun skips every key already there,
+so a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from common.threads import available_cores
+from compare.sweeps import Run
+
+RESULTS = "results.jsonl"
+_PR_SET_PDEATHSIG = 1
+
+
+def load_results(path: Path) -> dict[str, dict[str, Any]]:
+    """Records by key. A last line cut short by a kill is dropped from the file, not kept."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    good_end = data.rfind(b"\n") + 1
+    if good_end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+    records = {}
+    for line in data[:good_end].splitlines():
+        record = json.loads(line)
+        records[record["key"]] = record
+    return records
+
+
+def append_result(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _worker_setup(cores: list[int]):
+    def setup() -> None:
+        os.sched_setaffinity(0, cores)
+        try:  # die with the harness instead of running on as an orphan
+            ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:
+            pass
+    return setup
+
+
+class _Worker:
+    def __init__(self, run: Run, scratch: Path, cores: list[int]):
+        self.run, self.cores = run, cores
+        self.config_path = scratch / f"{run.key}.config.json"
+        self.record_path = scratch / f"{run.key}.json"
+        self.log_path = scratch.parent / "logs" / f"{run.key}.log"
+        self.config_path.write_text(run.config.to_json())
+        self.record_path.unlink(missing_ok=True)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"{run.backend}_impl", "--config", str(self.config_path),
+             "--out", str(self.record_path)],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=_worker_setup(cores))
+
+    def record(self) -> dict[str, Any]:
+        self.log.close()
+        if self.record_path.exists():
+            record = json.loads(self.record_path.read_text())
+        else:  # killed or crashed before it could write anything
+            tail = self.log_path.read_text().strip().splitlines()[-1:] or ["no output"]
+            record = {"backend": self.run.backend, "config": self.run.config.to_dict(),
+                      "status": "error", "error": f"worker exit {self.proc.returncode}: {tail[0]}",
+                      "diverged_step": None, "curve": [], "timing": None, "env": None,
+                      "final": {"step": None, "loss": None, "exact_acc": None, "digit_acc": None}}
+        self.config_path.unlink(missing_ok=True)
+        self.record_path.unlink(missing_ok=True)
+        return record
+
+
+def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console) -> dict[str, dict[str, Any]]:
+    """Run whatever of `runs` is not in out_dir/results.jsonl yet; returns every record by key."""
+    results_path = out_dir / RESULTS
+    done = load_results(results_path)
+    todo = [r for r in runs if r.key not in done]
+    scratch = out_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    (out_dir / "logs").mkdir(exist_ok=True)
+    cores = available_cores()
+
+    def slot_cores(slot: int, threads: int) -> list[int]:
+        return sorted({cores[(slot * threads + i) % len(cores)] for i in range(threads)})
+
+    if len(todo) < len(runs):
+        console.print(f"resuming: {len(runs) - len(todo)} of {len(runs)} runs already in {results_path}")
+    running: dict[int, _Worker] = {}
+    columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[now]}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("runs", total=len(runs), completed=len(runs) - len(todo), now="")
+        while todo or running:
+            for slot in range(jobs):
+                if slot not in running and todo:
+                    run = todo.pop(0)
+                    running[slot] = _Worker(run, scratch, slot_cores(slot, run.config.threads))
+            progress.update(task, now=" | ".join(f"{w.run.backend} {w.run.label} seed {w.run.config.seed}"
+                                                 for w in running.values()))
+            time.sleep(0.05)
+            for slot, worker in list(running.items()):
+                if worker.proc.poll() is None:
+                    continue
+                del running[slot]
+                run = worker.run
+                record = {**worker.record(), "key": run.key, "sweep": run.sweep, "label": run.label,
+                          "point": dict(run.point), "jobs": jobs}
+                append_result(results_path, record)
+                done[run.key] = record
+                if record["status"] == "error":
+                    progress.console.print(f"[red]error[/] {run.backend} {run.label} seed "
+                                           f"{run.config.seed}: {record['error']}")
+                progress.advance(task)
+    scratch.rmdir()  # empty once every worker has finished
+    return done

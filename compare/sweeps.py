@@ -1,0 +1,115 @@
+"""Every experiment of the study as a named sweep: what it varies and its two presets.
+
+`quick` finishes in minutes on a 2-core CPU (fewer steps, shorter numbers, a higher lr);
+`paper` uses the reports' settings (handout model, lr 1e-3, 3000 steps: meant for a GPU box).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+from typing import Any
+
+from common.config import H0_MODES, Config
+
+QUICK = {"steps": 300, "eval_every": 20, "lr": 1e-2}
+PAPER: dict[str, Any] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    name: str
+    about: str
+    # Swept field -> values, per preset. Two fields make a heatmap (cartesian product).
+    quick_axes: dict[str, tuple]
+    paper_axes: dict[str, tuple]
+    # Fixed overrides on top of the defaults, per preset.
+    quick: dict[str, Any] = dataclasses.field(default_factory=dict)
+    paper: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def axes(self, preset: str) -> dict[str, tuple]:
+        return self.quick_axes if preset == "quick" else self.paper_axes
+
+    def base(self, preset: str) -> dict[str, Any]:
+        return {**QUICK, **self.quick} if preset == "quick" else {**PAPER, **self.paper}
+
+    @property
+    def is_heatmap(self) -> bool:
+        return len(self.quick_axes) == 2
+
+
+_DIGITS = (5, 10, 20, 25, 50, 70, 100, 300, 500, 1000, 5000)
+_LRS = (1e-5, 1e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5)
+_CAP = {"stop_when_solved": True}  # heatmaps record steps-to-100 %, capped at `steps`
+
+SWEEPS = {s.name: s for s in [
+    Sweep("layers", "recurrent layers (handout model otherwise)",
+          {"layers": (1, 2, 3, 4, 10)}, {"layers": (1, 2, 3, 4, 10)}),
+    Sweep("cells", "rnn vs lstm vs gru, 3 layers",
+          {"cell": ("rnn", "lstm", "gru")}, {"cell": ("rnn", "lstm", "gru")},
+          quick={"layers": 3, "data": "uniform", "digits": 20},
+          paper={"layers": 3, "data": "uniform", "digits": 100}),
+    Sweep("lr", "Adam learning rate",
+          {"lr": _LRS}, {"lr": _LRS}),
+    Sweep("schedule", "constant lr vs multi-step decay",
+          {"schedule": ("constant", "multistep")}, {"schedule": ("constant", "multistep")},
+          quick={"lr": 2e-2, "milestones": (60, 120), "decay": 0.3},
+          paper={"lr": 1e-2, "milestones": (300, 600), "decay": 0.1}),
+    Sweep("digits", "operand length (uniform random digits)",
+          {"digits": (5, 10, 20, 50, 100)}, {"digits": _DIGITS},
+          quick={"data": "uniform"}, paper={"data": "uniform"}),
+    Sweep("activation", "rnn nonlinearity",
+          {"activation": ("tanh", "relu")}, {"activation": ("tanh", "relu")}),
+    Sweep("h0", "initial hidden state",
+          {"h0": H0_MODES}, {"h0": H0_MODES}),
+    Sweep("carry", "previous batch's final state as h0, or not",
+          {"carry_state": (False, True)}, {"carry_state": (False, True)}),
+    Sweep("ablation", "embedding + linear with and without the recurrent layers",
+          {"cell": ("rnn", "none")}, {"cell": ("rnn", "none")}),
+    Sweep("init", "identical shared weights vs each framework's own initialisers",
+          {"init": ("shared", "native")}, {"init": ("shared", "native")}),
+    Sweep("heatmap-lr-digits", "steps to 100 % over lr x operand length (capped)",
+          {"lr": (1e-3, 3e-3, 1e-2, 3e-2), "digits": (10, 20, 50)},
+          {"lr": (1e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2), "digits": (10, 20, 50, 70, 100, 300)},
+          quick={"data": "uniform", "steps": 400, **_CAP},
+          paper={"data": "uniform", "steps": 3000, **_CAP}),
+    Sweep("heatmap-layers-carry", "steps to 100 % over layers x carried state (capped)",
+          {"layers": (1, 2, 3, 4), "carry_state": (False, True)},
+          {"layers": (1, 2, 3, 4, 10), "carry_state": (False, True)},
+          quick={"steps": 400, **_CAP}, paper={"steps": 500, "lr": 1e-2, **_CAP}),
+]}
+ALL = "all"
+PRESETS = ("quick", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One config x backend x seed: the unit the harness executes, resumes and reports."""
+    sweep: str
+    backend: str
+    config: Config
+    point: tuple[tuple[str, Any], ...]  # the swept values, e.g. (("layers", 3),)
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha1(self.config.to_json().encode()).hexdigest()[:16]
+        return f"{self.sweep}-{self.backend}-{digest}"
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.point)
+
+
+def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
+           overrides: dict[str, Any]) -> list[Run]:
+    """Every run of the sweep; raises ConfigError (naming the value) if any config is invalid."""
+    axes = sweep.axes(preset)
+    base = {**sweep.base(preset), **overrides}
+    runs = []
+    for values in itertools.product(*axes.values()):
+        point = tuple(zip(axes, values))
+        for seed in range(seeds):
+            cfg = Config(**{**base, **dict(point), "seed": seed})
+            runs.extend(Run(sweep.name, b, cfg, point) for b in backends)
+    return runs

@@ -1,0 +1,104 @@
+"""compare.run end to end on tiny sweeps: outputs, resume after a kill, bad input."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from compare.run import parse_override
+from compare.sweeps import SWEEPS, expand
+from common.config import ConfigError
+
+TINY = ["--seeds", "1", "--set", "steps=10", "--set", "eval_every=5", "--set", "eval_size=50"]
+
+
+def harness(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "compare.run", *args], capture_output=True,
+                          text=True, timeout=600, **kw)
+
+
+def records(out):
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_tiny_sweep_writes_every_output(tmp_path):
+    out = tmp_path / "abl"
+    result = harness("--sweep", "ablation", *TINY, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    recs = records(out)
+    assert sorted((r["backend"], r["label"]) for r in recs) == [
+        ("jax", "cell=none"), ("jax", "cell=rnn"), ("torch", "cell=none"), ("torch", "cell=rnn")]
+    assert all(r["status"] == "ok" and r["config"]["steps"] == 10 for r in recs)
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert {(r["config"], r["backend"]) for r in rows} == {(r["label"], r["backend"]) for r in recs}
+    assert all(r["curves"] == "agree" for r in rows)  # shared init + same batches, 10 steps
+    report = (out / "report.md").read_text()
+    assert "## `ablation`" in report and "The study's findings vs ours" in report
+    for png in ("ablation_curves.png", "ablation_timing.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "scratch").exists()
+
+
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
+    out = tmp_path / "h0"
+    args = ["--sweep", "h0", *TINY, "--backends", "torch", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "compare.run", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / "results.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = results.read_text().count("\n")
+    assert 2 <= finished < 5, "the sweep should have been killed halfway"
+    with results.open("a") as f:  # as if the kill had cut a line short
+        f.write('{"key": "h0-torch-')
+
+    result = harness(*args)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming: {finished} of 5 runs" in result.stdout
+    keys = [r["key"] for r in records(out)]
+    assert len(keys) == 5 and len(set(keys)) == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sweep", "nope"], "--sweep=nope: unknown sweep"),
+    (["--sweep", "layers", "--backends", "jax,tf"], "--backends=jax,tf"),
+    (["--sweep", "layers", "--set", "digits"], "--set digits: expected FIELD=VALUE"),
+    (["--sweep", "layers", "--set", "colour=red"], "--set colour=red"),
+    (["--sweep", "layers", "--set", "digits=0"], "digits=0: must be >= 1"),
+    (["--sweep", "layers", "--set", "digits=many"], "--set digits=many: 'many' is not a valid digits"),
+    (["--sweep", "layers", "--set", "layers=3"], "sweep layers varies layers itself"),
+    (["--sweep", "layers", "--seeds", "0"], "--seeds=0"),
+    (["--sweep", "layers", "--preset", "huge"], "--preset=huge"),
+    ([], "--sweep is required"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    result = harness(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overrides_are_typed():
+    assert parse_override("digits=50") == ("digits", 50)
+    assert parse_override("lr=0.02") == ("lr", 0.02)
+    assert parse_override("carry_state=true") == ("carry_state", True)
+    assert parse_override("milestones=10,20") == ("milestones", (10, 20))
+    with pytest.raises(ConfigError, match="carry_state=maybe"):
+        parse_override("carry_state=maybe")
+
+
+def test_every_sweep_expands_to_valid_configs_in_both_presets():
+    for sweep in SWEEPS.values():
+        for preset in ("quick", "paper"):
+            runs = expand(sweep, preset, ["jax", "torch"], 2, {})
+            assert len({r.key for r in runs}) == len(runs) > 0
+            assert {r.config.seed for r in runs} == {0, 1}
