@@ -122,9 +122,13 @@ def check_writable(path: str) -> Path:
     return target
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the whole new one, never a torn one."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -210,7 +214,7 @@ def run_backend(backend: str) -> None:
         else:
             print(f"error: {record['error']}", file=sys.stderr)
         if out:
-            write_json_atomic(out, record)
+            write_atomic(out, json.dumps(record, indent=1) + "\n")
             console.print(f"run record written to {out}")
         sys.exit(1 if record["status"] == "error" else 0)
 

@@ -69,6 +69,8 @@ class Config:
     tf32: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.milestones, (list, tuple)):
+            _fail("milestones", self.milestones, "must be a list of step numbers")
         object.__setattr__(self, "milestones", tuple(self.milestones))
         _validate(self)
 

@@ -88,7 +88,8 @@ def fit(cfg: Config, trainer: Trainer,
         mark, last_step = time.perf_counter(), step
         eval_s += mark - now
         curve.append({"step": step, "loss": loss, "exact_acc": exact_acc,
-                      "digit_acc": digit_acc, "elapsed_s": mark - t0})
+                      "digit_acc": digit_acc, "elapsed_s": mark - t0,
+                      "train_s": train_s + (compile_s or 0.0)})
         if on_eval:
             on_eval(curve[-1])
         if cfg.stop_when_solved and exact_acc == 1.0:
@@ -110,5 +111,7 @@ def fit(cfg: Config, trainer: Trainer,
             "total_s": time.perf_counter() - t0,
             "solve_step": solved["step"] if solved else None,
             "solve_s": solved["elapsed_s"] if solved else None,
+            # The same without eval time: compile plus training steps only.
+            "solve_train_s": solved["train_s"] if solved else None,
         },
     }

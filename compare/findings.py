@@ -2,7 +2,9 @@
 
 Each check reads the grouped results of one sweep (label -> backend -> Group) and says, per
 backend, what we saw. "Speed of learning" is the mean steps to 100 % exact match (a run that
-never gets there counts as the step cap).
+never gets there counts as the step cap). A verdict is *inconclusive* whenever the data cannot
+decide: nothing reached 100 %, the compared values tie within their 95 % intervals, a needed
+config is missing, or every run of it failed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from compare.stats import Group
 
 Groups = dict[str, dict[str, Group]]
+Judgement = tuple[str, bool | None]
 
 
 @dataclasses.dataclass
@@ -23,8 +26,9 @@ class Finding:
 
 
 def _by(groups: Groups, backend: str, field: str) -> dict:
-    """Swept value -> Group for one backend (single-axis sweeps)."""
-    return {g[backend].point[field]: g[backend] for g in groups.values() if backend in g}
+    """Swept value -> Group for one backend, leaving out configs whose every run failed."""
+    return {g[backend].point[field]: g[backend] for g in groups.values()
+            if backend in g and g[backend].solve_step().n}
 
 
 def _steps(g: Group) -> float:
@@ -40,63 +44,65 @@ def _verdict(results: dict[str, bool | None]) -> str:
     return "; ".join(f"{b}: {words[v]}" for b, v in results.items())
 
 
-def _each_backend(groups: Groups, field: str, claim: str,
-                  judge: Callable[[dict], tuple[str, bool | None]]) -> Finding:
+def _each_backend(groups: Groups, field: str, claim: str, needs: tuple,
+                  judge: Callable[[dict], Judgement], needs_solves: bool = True) -> Finding:
     backends = sorted({b for g in groups.values() for b in g})
     ours, verdicts = [], {}
     for b in backends:
-        text, ok = judge(_by(groups, b, field))
+        values = _by(groups, b, field)
+        missing = [k for k in needs if k not in values]
+        if missing:
+            text, ok = f"no usable runs for {field}={missing[0]}", None
+        elif needs_solves and not any(g.solved for g in values.values()):
+            text, ok = "no run reached 100 %", None
+        else:
+            text, ok = judge(values)
         ours.append(f"{b}: {text}")
         verdicts[b] = ok
     return Finding(claim, "; ".join(ours), _verdict(verdicts))
 
 
-def _fastest(values: dict):
-    return min(values, key=lambda k: _steps(values[k]))
-
-
 def _leaders(values: dict) -> list:
     """Values whose steps to 100 % are within the fastest one's 95 % interval (ties included)."""
-    best = values[_fastest(values)].solve_step()
+    best = min(values.values(), key=_steps).solve_step()
     return [k for k, g in values.items() if _steps(g) <= best.mean + (best.ci or 0)]
 
 
-def _judge_leaders(values: dict, expected) -> tuple[str, bool | None]:
+def _judge_leaders(values: dict, expected) -> Judgement:
     """Confirmed if every leader is expected, contradicted if none is, else inconclusive."""
-    if not any(g.solved for g in values.values()):
-        return "no run reached 100 %", None
     leaders = _leaders(values)
     hits = [k in expected for k in leaders]
     text = f"fastest {', '.join(map(str, leaders))} ({_fmt(values)} steps)"
     return text, True if all(hits) else False if not any(hits) else None
 
 
-def layers(groups: Groups) -> list[Finding]:
-    def best(v):
-        return _judge_leaders(v, (2, 3))
+def _faster(a: Group, b: Group) -> bool | None:
+    """a learns faster than b beyond their intervals; None if they tie (or one has no CI)."""
+    differs = a.solve_step().differs_from(b.solve_step(), resolution=a.records[0]["config"]["eval_every"])
+    return None if not differs else _steps(a) < _steps(b)
 
+
+def layers(groups: Groups) -> list[Finding]:
     def deep(v):
-        if 10 not in v:
-            return "10 layers not run", None
         g = v[10]
         return f"10 layers: {g.solved}/{len(g.records)} runs reached 100 %", g.solved < len(g.records) / 2
-    return [_each_backend(groups, "layers", "2–3 layers learn fastest at short lengths", best),
-            _each_backend(groups, "layers", "10 layers oscillate and never converge", deep)]
+    return [_each_backend(groups, "layers", "2–3 layers learn fastest at short lengths", (),
+                          lambda v: _judge_leaders(v, (2, 3))),
+            _each_backend(groups, "layers", "10 layers oscillate and never converge", (10,), deep,
+                          needs_solves=False)]
 
 
 def cells(groups: Groups) -> list[Finding]:
     def order(v):
         ranked = sorted(v, key=lambda k: _steps(v[k]))
-        if not any(g.solved for g in v.values()):
-            return "no run reached 100 %", None
-        return f"{' < '.join(ranked)} in steps ({_fmt(v)})", ranked == ["rnn", "gru", "lstm"]
-    return [_each_backend(groups, "cell", "RNN learns fastest, then GRU, then LSTM", order)]
+        pairs = [_faster(v[a], v[b]) for a, b in zip(ranked, ranked[1:])]
+        ok = None if None in pairs else ranked == ["rnn", "gru", "lstm"]
+        return f"{' < '.join(ranked)} in steps ({_fmt(v)})", ok
+    return [_each_backend(groups, "cell", "RNN learns fastest, then GRU, then LSTM",
+                          ("rnn", "gru", "lstm"), order)]
 
 
 def lr(groups: Groups) -> list[Finding]:
-    def best(v):
-        return _judge_leaders(v, [k for k in v if 5e-3 <= k <= 2e-2])
-
     def high(v):
         highs = [k for k in v if k >= 0.1]
         bad = [k for k in highs if v[k].count("diverged")]
@@ -106,17 +112,19 @@ def lr(groups: Groups) -> list[Finding]:
 
     def low(v):
         slow = [k for k in v if k <= 1e-4]
-        return (f"lr ≤ 1e-4 solved {sum(v[k].solved for k in slow)}/"
-                f"{sum(len(v[k].records) for k in slow)} runs"), all(v[k].solved == 0 for k in slow) if slow else None
-    return [_each_backend(groups, "lr", "lr ≈ 1e-2 is best", best),
-            _each_backend(groups, "lr", "lr 0.1–0.5 diverge (loss NaN)", high),
-            _each_backend(groups, "lr", "lr ≤ 1e-4 is too slow", low)]
+        solved = sum(v[k].solved for k in slow)
+        return f"lr ≤ 1e-4 solved {solved}/{sum(len(v[k].records) for k in slow)} runs", \
+            (solved == 0 if slow else None)
+    return [_each_backend(groups, "lr", "lr ≈ 1e-2 is best", (),
+                          lambda v: _judge_leaders(v, [k for k in v if 5e-3 <= k <= 2e-2])),
+            _each_backend(groups, "lr", "lr 0.1–0.5 diverge (loss NaN)", (), high, needs_solves=False),
+            _each_backend(groups, "lr", "lr ≤ 1e-4 is too slow", (), low, needs_solves=False)]
 
 
 def schedule(groups: Groups) -> list[Finding]:
-    def first(v):
-        return f"{_fmt(v)} steps", _steps(v["multistep"]) < _steps(v["constant"])
-    return [_each_backend(groups, "schedule", "multi-step decay reaches 100 % before a constant lr", first)]
+    return [_each_backend(groups, "schedule", "multi-step decay reaches 100 % before a constant lr",
+                          ("constant", "multistep"),
+                          lambda v: (f"{_fmt(v)} steps", _faster(v["multistep"], v["constant"])))]
 
 
 def digits(groups: Groups) -> list[Finding]:
@@ -127,46 +135,58 @@ def digits(groups: Groups) -> list[Finding]:
     def longer(v):
         keys = sorted(v)
         steps = [_steps(v[k]) for k in keys]
+        if len(set(steps)) == 1:
+            return _fmt(v) + " steps", None
         rising = sum(b >= a for a, b in zip(steps, steps[1:])) >= 0.75 * (len(steps) - 1)
         return _fmt({k: v[k] for k in keys}) + " steps", rising
-    return [_each_backend(groups, "digits", "100 % is reachable at every length", reachable),
-            _each_backend(groups, "digits", "longer numbers need more steps", longer)]
+    return [_each_backend(groups, "digits", "100 % is reachable at every length", (), reachable,
+                          needs_solves=False),
+            _each_backend(groups, "digits", "longer numbers need more steps", (), longer)]
 
 
 def activation(groups: Groups) -> list[Finding]:
     def similar(v):
-        tanh, relu = v["tanh"], v["relu"]
-        return f"{_fmt(v)} steps", not tanh.solve_step().differs_from(relu.solve_step())
-    return [_each_backend(groups, "activation", "tanh and relu learn about equally fast", similar)]
+        faster = _faster(v["tanh"], v["relu"])
+        return f"{_fmt(v)} steps", None if v["tanh"].solve_step().ci is None else faster is None
+    return [_each_backend(groups, "activation", "tanh and relu learn about equally fast",
+                          ("tanh", "relu"), similar)]
 
 
 def h0(groups: Groups) -> list[Finding]:
     def zeros(v):
-        others = min(_steps(g) for k, g in v.items() if k != "zeros")
-        z = v["zeros"].solve_step()
-        return f"{_fmt(v)} steps", z.mean <= others + (z.ci or 0)
-    return [_each_backend(groups, "h0", "zero h0 is as good as or better than random ones", zeros)]
+        if v["zeros"].solve_step().ci is None:  # one seed: no interval to judge by
+            return f"{_fmt(v)} steps", None
+        beaten_by = [k for k, g in v.items() if k != "zeros" and _faster(g, v["zeros"])]
+        return f"{_fmt(v)} steps" + (f"; faster: {beaten_by}" if beaten_by else ""), not beaten_by
+    return [_each_backend(groups, "h0", "zero h0 is as good as or better than random ones",
+                          ("zeros",), zeros)]
 
 
 def carry(groups: Groups) -> list[Finding]:
     def omit(v):
-        off, on = v[False].solve_step(), v[True].solve_step()
-        return f"off {off}, on {on} steps", off.mean <= on.mean + (off.ci or 0)
-    return [_each_backend(groups, "carry_state", "omitting the carried state is as good or better", omit)]
+        faster = _faster(v[True], v[False])
+        return f"off {v[False].solve_step()}, on {v[True].solve_step()} steps", \
+            (None if v[False].solve_step().ci is None else not faster)
+    return [_each_backend(groups, "carry_state", "omitting the carried state is as good or better",
+                          (False, True), omit)]
 
 
 def ablation(groups: Groups) -> list[Finding]:
     def none(v):
         acc = v["none"].final_exact()
         return f"no recurrent layer: final exact {acc}", acc.mean < 0.01
-    return [_each_backend(groups, "cell", "embedding + linear alone cannot learn addition", none)]
+    return [_each_backend(groups, "cell", "embedding + linear alone cannot learn addition",
+                          ("none",), none, needs_solves=False)]
 
 
 def init(groups: Groups) -> list[Finding]:
     def native(v):
-        return f"{_fmt(v)} steps", None
+        faster = _faster(v["native"], v["shared"])
+        word = {None: "no difference beyond the CIs", True: "native init learns faster",
+                False: "shared init learns faster"}[faster]
+        return f"{_fmt(v)} steps: {word}", None
     return [_each_backend(groups, "init", "(no claim in the study) does each framework's own init "
-                          "change how fast it learns?", native)]
+                          "change how fast it learns?", ("shared", "native"), native)]
 
 
 def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callable[[Groups], list[Finding]]:
@@ -174,11 +194,17 @@ def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callabl
         backends = sorted({b for g in groups.values() for b in g})
         ours, verdicts = [], {}
         for b in backends:
-            cells = {(g[b].point[field_x], g[b].point[field_y]): g[b] for g in groups.values() if b in g}
-            best = min(cells, key=lambda k: _steps(cells[k]))
-            ours.append(f"{b}: fastest at {field_x}={best[0]}, {field_y}={best[1]} "
-                        f"({_steps(cells[best]):.0f} steps)")
-            verdicts[b] = expect(best)
+            cells = {(g[b].point[field_x], g[b].point[field_y]): g[b] for g in groups.values()
+                     if b in g and g[b].solve_step().n}
+            if not any(g.solved for g in cells.values()):
+                ours.append(f"{b}: no run reached 100 %")
+                verdicts[b] = None
+                continue
+            leaders = _leaders(cells)
+            hits = [expect(k) for k in leaders]
+            ours.append(f"{b}: fastest at " + ", ".join(f"{field_x}={x} {field_y}={y}" for x, y in leaders)
+                        + f" ({_steps(cells[leaders[0]]):.0f} steps)")
+            verdicts[b] = True if all(hits) else False if not any(hits) else None
         return [Finding(claim, "; ".join(ours), _verdict(verdicts))]
     return check
 

@@ -22,9 +22,17 @@ _COLUMNS = 5
 def _mean_band(group: Group, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per eval step: mean over seeds and the 95 % CI half-width (0 with one seed)."""
     by_step: dict[int, list[float]] = {}
+    last_step = max((r["curve"][-1]["step"] for r in group.records if r["curve"]), default=0)
+    every = group.records[0]["config"]["eval_every"]
     for r in group.records:
-        for p in r["curve"]:
-            by_step.setdefault(p["step"], []).append(p[key])
+        if not r["curve"]:
+            continue
+        points = {p["step"]: p[key] for p in r["curve"]}
+        if r["status"] == "ok":  # stopped once solved: it stays where it ended
+            value = r["curve"][-1][key]
+            points.update({s: value for s in range(r["curve"][-1]["step"] + every, last_step + 1, every)})
+        for step, value in points.items():
+            by_step.setdefault(step, []).append(value)
     steps = np.array(sorted(by_step))
     stats = [Estimate.of(by_step[s]) for s in steps]
     return steps, np.array([e.mean for e in stats]), np.array([e.ci or 0.0 for e in stats])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
+from common.cli import write_atomic
 from common.config import Config
 from compare import plots
 from compare.findings import CHECKS
@@ -15,20 +15,16 @@ from compare.stats import Group, agreement, group_records
 from compare.sweeps import SWEEPS
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _fmt(x: float | None, spec: str = ".3g") -> str:
     return "–" if x is None else f"{x:{spec}}"
 
 
 def _solve_text(g: Group) -> str:
+    if not g.solve_step().n:
+        return "–"
     if not g.solved:
         return f"never (cap {g.cap})"
-    unsolved = len(g.records) - g.solved
+    unsolved = g.solve_step().n - g.solved
     return f"{g.solve_step()}" + (f" ({unsolved} never, counted as {g.cap})" if unsolved else "")
 
 
@@ -92,7 +88,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
         lines += ["", f"Configs where the backends disagree: {', '.join(a.label for a in bad)}."
                   if bad else "The backends agree on every config of this sweep.", ""]
 
-    findings = CHECKS[name](groups) if {"jax", "torch"} & {r["backend"] for r in records} else []
+    findings = CHECKS[name](groups)
     if findings:
         lines += ["**The study's findings vs ours.**", "", "| the study | ours | verdict |", "|---|---|---|"]
         lines += [f"| {f.claim} | {f.ours} | {f.verdict} |" for f in findings]
@@ -125,5 +121,5 @@ def write(out_dir: Path, records: list[dict[str, Any]], header: list[str]) -> No
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write(out_dir / "summary.csv", buf.getvalue())
-    _atomic_write(out_dir / "report.md", "\n".join(header + [""] + sections))
+    write_atomic(out_dir / "summary.csv", buf.getvalue())
+    write_atomic(out_dir / "report.md", "\n".join(header + [""] + sections))

@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from rich.console import Console
 from common.cli import fail, run_app
 from common.config import Config, ConfigError
 from compare import report
-from compare.runner import RESULTS, execute, load_results
+from compare.runner import RESULTS, ResultsError, execute, load_results
 from compare.sweeps import ALL, PRESETS, SWEEPS, expand
 
 BACKENDS = ("jax", "torch")
@@ -45,6 +46,8 @@ def define_flags() -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """'field=value' -> (field, value typed like the field's default)."""
     key, sep, raw = text.partition("=")
+    if key == "seed":
+        raise ConfigError(f"--set {text}: seeds come from --seeds (0..K-1)")
     if not sep or key not in _FIELDS:
         raise ConfigError(f"--set {text}: expected FIELD=VALUE with a config field "
                           f"({', '.join(_FIELDS)})")
@@ -106,8 +109,14 @@ def main(argv: list[str]) -> None:
         fail(f"--out={out_dir}: exists and is not a directory")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".probe-"):
+            pass
     except OSError as e:
-        fail(f"--out={out_dir}: cannot create it ({e.strerror})")
+        fail(f"--out={out_dir}: cannot write there ({e.strerror})")
+    try:
+        load_results(out_dir / RESULTS)
+    except ResultsError as e:
+        fail(str(e))
 
     console.print(f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
                   f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
@@ -120,6 +129,11 @@ def main(argv: list[str]) -> None:
               f"- written: {datetime.datetime.now().isoformat(timespec='seconds')}; "
               f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)",
               *_environment(records)]
+    devices = {r["env"]["device"] for r in records if r.get("env")}
+    if len(devices) > 1:  # e.g. a CUDA torch beside a CPU-only jaxlib: timings are not comparable
+        warning = f"WARNING: the backends ran on different devices ({', '.join(sorted(devices))})"
+        console.print(f"[red]{warning}[/]")
+        header.append(f"- **{warning}**: install both GPU builds (README) or pass --set device=cpu")
     report.write(out_dir, records, header)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {out_dir / 'report.md'}, "
                   f"{out_dir / 'summary.csv'}, {out_dir / RESULTS}")

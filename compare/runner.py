@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,11 @@ from compare.sweeps import Run
 
 RESULTS = "results.jsonl"
 _PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None)  # loaded here, not in the forked child
+
+
+class ResultsError(Exception):
+    """results.jsonl holds something that is not ours."""
 
 
 def load_results(path: Path) -> dict[str, dict[str, Any]]:
@@ -38,9 +44,12 @@ def load_results(path: Path) -> dict[str, dict[str, Any]]:
         with open(path, "r+b") as f:
             f.truncate(good_end)
     records = {}
-    for line in data[:good_end].splitlines():
-        record = json.loads(line)
-        records[record["key"]] = record
+    for number, line in enumerate(data[:good_end].splitlines(), 1):
+        try:
+            record = json.loads(line)
+            records[record["key"]] = record
+        except (ValueError, KeyError, TypeError):
+            raise ResultsError(f"{path}:{number}: not a run record; move the file away to start over") from None
     return records
 
 
@@ -54,10 +63,7 @@ def append_result(path: Path, record: dict[str, Any]) -> None:
 def _worker_setup(cores: list[int]):
     def setup() -> None:
         os.sched_setaffinity(0, cores)
-        try:  # die with the harness instead of running on as an orphan
-            ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except OSError:
-            pass
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the harness, not run on orphaned
     return setup
 
 
@@ -132,5 +138,5 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console) -> dict
                     progress.console.print(f"[red]error[/] {run.backend} {run.label} seed "
                                            f"{run.config.seed}: {record['error']}")
                 progress.advance(task)
-    scratch.rmdir()  # empty once every worker has finished
+    shutil.rmtree(scratch, ignore_errors=True)
     return done

@@ -8,16 +8,16 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-# Two-sided 95 % Student t quantiles by degrees of freedom (n - 1); 1.96 beyond the table.
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+# Two-sided 95 % Student t quantiles by degrees of freedom (n - 1); the normal 1.96 past 30.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 # Curves "agree" when the largest loss gap stays under this fraction of the starting loss.
 CURVE_TOLERANCE = 0.02
 
 
 def t95(dof: int) -> float:
-    eligible = [d for d in _T95 if d <= dof]
-    return _T95[max(eligible)] if eligible else math.inf
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +41,15 @@ class Estimate:
         digits = ".3f" if abs(self.mean) < 10 else ".0f"
         return f"{self.mean:{digits}}" + (f" ± {self.ci:{digits}}" if self.ci is not None else "")
 
-    def differs_from(self, other: Estimate) -> bool | None:
-        """Means further apart than the two intervals allow; None if either has no interval."""
-        if self.mean is None or other.mean is None:
-            return None
+    def differs_from(self, other: Estimate, resolution: float = 0.0) -> bool | None:
+        """Means further apart than the two intervals allow; None if either has no interval.
+
+        `resolution` is the measurement's granularity (e.g. the eval interval for steps to
+        100 %): two zero-variance groups one eval apart do not count as different.
+        """
         if self.ci is None or other.ci is None:
             return None
-        return abs(self.mean - other.mean) > math.hypot(self.ci, other.ci)
+        return abs(self.mean - other.mean) > max(math.hypot(self.ci, other.ci), resolution)
 
 
 @dataclasses.dataclass
@@ -71,7 +73,8 @@ class Group:
 
     def final_exact(self) -> Estimate:
         # A diverged run scores 0: it ends with a non-finite loss, not with an answer.
-        return Estimate.of([r["final"]["exact_acc"] or 0.0 for r in self.records if r["status"] != "error"])
+        return Estimate.of([0.0 if r["status"] == "diverged" else r["final"]["exact_acc"] or 0.0
+                            for r in self.records if r["status"] != "error"])
 
     def solve_step(self) -> Estimate:
         """Steps to 100 % exact, counting a run that never got there as the step cap."""
@@ -145,4 +148,5 @@ def agreement(label: str, jax: Group, torch: Group) -> Agreement:
             curves = "DISAGREE (" + "; ".join(problems) + ")"
     return Agreement(label, loss_gap, acc_gap, curves,
                      jax.final_exact().differs_from(torch.final_exact()),
-                     jax.solve_step().differs_from(torch.solve_step()))
+                     jax.solve_step().differs_from(torch.solve_step(),
+                                                   resolution=jax.records[0]["config"]["eval_every"]))

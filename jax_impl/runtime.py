@@ -31,10 +31,19 @@ def select_device(cfg: Config) -> jax.Device:
 
 
 def configure(cfg: Config) -> jax.Device:
-    """float64 when asked, full-fp32 (or TF32 when cfg.tf32) matmuls; returns the device."""
+    """float64 when asked, full-fp32 (or TF32 when cfg.tf32) matmuls; returns the device.
+
+    Must run before the first JAX operation: backends are set up on first use.
+    """
+    # Take GPU memory as needed, not 75 % up front: harness workers may share one GPU.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if cfg.device == "cpu":  # never touch (or allocate on) a GPU that is present
+        jax.config.update("jax_platforms", "cpu")
     jax.config.update("jax_enable_x64", cfg.dtype == "float64")
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if cfg.tf32 else "highest")
-    return select_device(cfg)
+    device = select_device(cfg)
+    jax.config.update("jax_default_device", device)  # init, PRNG keys, constants: all here
+    return device
 
 
 def describe(device: jax.Device) -> dict[str, Any]:

@@ -42,5 +42,5 @@ def describe(device: torch.device) -> dict[str, Any]:
         "device_name": name or platform.machine(),
         "threads": torch.get_num_threads(),
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
-        "fp32_precision": torch.backends.cuda.matmul.fp32_precision,
+        "matmul_precision": torch.backends.cuda.matmul.fp32_precision,
     }
