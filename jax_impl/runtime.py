@@ -30,6 +30,22 @@ def select_device(cfg: Config) -> jax.Device:
     return jax.devices("cpu")[0]
 
 
+def compilation_cache_dir() -> str | None:
+    """Where compiled programs persist across processes: $ADDER_JAX_CACHE ('' turns it off)."""
+    path = os.environ.get("ADDER_JAX_CACHE", os.path.expanduser("~/.cache/rnn-adder/jax"))
+    return path or None
+
+
+def enable_compilation_cache() -> None:
+    """A rerun of a config (another seed, a resumed sweep) loads its programs instead of
+    compiling them again."""
+    path = compilation_cache_dir()
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def configure(cfg: Config) -> jax.Device:
     """float64 when asked, full-fp32 (or TF32 when cfg.tf32) matmuls; returns the device.
 
@@ -39,6 +55,7 @@ def configure(cfg: Config) -> jax.Device:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if cfg.device == "cpu":  # never touch (or allocate on) a GPU that is present
         jax.config.update("jax_platforms", "cpu")
+    enable_compilation_cache()
     jax.config.update("jax_enable_x64", cfg.dtype == "float64")
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if cfg.tf32 else "highest")
     device = select_device(cfg)
@@ -54,4 +71,5 @@ def describe(device: jax.Device) -> dict[str, Any]:
         "device_name": name or platform.machine(),
         "threads": len(os.sched_getaffinity(0)),
         "matmul_precision": jax.config.jax_default_matmul_precision,
+        "compilation_cache": compilation_cache_dir(),
     }

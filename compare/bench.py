@@ -1,0 +1,249 @@
+"""How fast is each backend, and how close to the machine's limit?
+
+    python -m compare.bench --quick                 # about a minute
+    python -m compare.bench --json bench.json       # every case, 1 and 2 threads, 3 repeats
+
+Each measurement runs in its own process (this module with --worker), pinned to the same cores
+for both backends, interleaved A B A B over repeats. A worker reports: import and model-build
+time; compile (JAX's ahead-of-time compile; PyTorch is eager) and first-step time; the
+steady-state step time as the median over timed blocks (the device is synchronised at the end
+of each block: JAX `block_until_ready`, PyTorch `torch.cuda.synchronize` on a GPU); the same
+framework's fp32 matmul peak at the same thread count; and, for the canonical config, the time
+to solve (first training step, compile included, to the first eval at 100 % exact; evals
+excluded). Achieved GFLOP/s counts the matmul FLOPs of a training step from the shapes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from absl import flags
+from rich.console import Console
+from rich.table import Table
+
+from common.cli import fail, run_app, write_atomic
+from common.config import Config
+from common.params import GATES, head_input_size, rnn_input_size
+
+CASES = {
+    "canonical": Config(),
+    "lstm": Config(cell="lstm"),
+    "gru": Config(cell="gru"),
+    "digits100": Config(data="uniform", digits=100),
+    "digits1000": Config(data="uniform", digits=1000),
+}
+QUICK_CASES = ("canonical", "digits100")
+SOLVE_LR = 1e-2  # time to solve is measured at the reports' best learning rate
+BACKENDS = ("jax", "torch")
+
+
+def flops_per_step(cfg: Config) -> float:
+    """Matmul FLOPs of one training step: forward, and twice that for the backward pass."""
+    per_position = 2 * head_input_size(cfg) * cfg.base
+    if cfg.cell != "none":
+        rows = GATES[cfg.cell] * cfg.hidden
+        per_position += sum(2 * rows * (rnn_input_size(cfg, k) + cfg.hidden) for k in range(cfg.layers))
+    return 3 * per_position * cfg.batch_size * cfg.positions
+
+
+# ---------------------------------------------------------------- worker (one backend, one case)
+
+def _matmul_peak(backend: str, size: int = 1024, repeats: int = 10) -> float:
+    """Best fp32 GFLOP/s of a size x size matmul in this framework, on this process's cores."""
+    flop = 2 * size**3
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+        mm = jax.jit(lambda x, y: x @ y)
+        mm(a, a).block_until_ready()
+        run = lambda: mm(a, a).block_until_ready()  # noqa: E731
+    else:
+        import torch
+
+        a = torch.randn(size, size, device="cuda" if torch.cuda.is_available() else "cpu")
+        sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
+        run = lambda: (a @ a, sync())  # noqa: E731
+        run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return flop / best / 1e9
+
+
+def _time_steps(trainer, batches, blocks: int, block_steps: int) -> list[float]:
+    """Seconds per step for each timed block (device synchronised at each block's end)."""
+    times = []
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for i in range(block_steps):
+            trainer.step(batches[i % len(batches)])
+        trainer.loss()
+        times.append((time.perf_counter() - start) / block_steps)
+    return times
+
+
+def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]:
+    from common.data import train_batch
+    from common.loop import fit
+
+    cfg = CASES[case].replace(threads=threads)
+    start = time.perf_counter()
+    train = importlib.import_module(f"{backend}_impl.train")
+    import_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    batches = [train_batch(cfg, k) for k in range(1, 5)]
+    data_s = (time.perf_counter() - start) / len(batches)
+
+    start = time.perf_counter()
+    trainer = train.Trainer(cfg)
+    build_s = time.perf_counter() - start
+    compile_s = trainer.compile(batches[0])
+
+    start = time.perf_counter()
+    trainer.step(batches[0])
+    trainer.loss()
+    first_step_s = time.perf_counter() - start
+
+    long = cfg.digits >= 1000
+    blocks, block_steps = (3, 2) if long else (5, 10 if quick else 30)
+    step_times = _time_steps(trainer, batches, blocks, block_steps)
+    out = {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s,
+           "data_s": data_s, "compile_s": compile_s, "first_step_s": first_step_s,
+           "step_s": statistics.median(step_times), "step_s_all": step_times,
+           "peak_gflops": _matmul_peak(backend), "env": trainer.env()}
+
+    if case == "canonical":
+        solve_cfg = cfg.replace(lr=SOLVE_LR, eval_every=10, steps=500, stop_when_solved=True)
+        timing = fit(solve_cfg, train.Trainer(solve_cfg))["timing"]
+        out.update(solve_step=timing["solve_step"], solve_s=timing["solve_train_s"],
+                   solve_with_evals_s=timing["solve_s"])
+    return out
+
+
+# ---------------------------------------------------------------- parent: interleave, aggregate
+
+def _spawn(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]:
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    cmd = [sys.executable, "-m", "compare.bench", "--worker", f"--backend={backend}",
+           f"--case={case}", f"--threads={threads}"] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"backend": backend, "case": case, "threads": threads, "error": tail}
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "threads": threads}
+
+
+def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median over repeats of every figure; spread of the step time."""
+    ok = [s for s in samples if "error" not in s]
+    if not ok:
+        return {"error": samples[0]["error"]}
+    med = lambda key: statistics.median(s[key] for s in ok) if ok[0].get(key) is not None else None  # noqa: E731
+    cfg = CASES[ok[0]["case"]]
+    step_s = med("step_s")
+    out = {k: med(k) for k in ("import_s", "build_s", "data_s", "compile_s", "first_step_s",
+                               "step_s", "peak_gflops", "solve_s", "solve_with_evals_s", "solve_step")}
+    all_steps = [t for s in ok for t in s["step_s_all"]]
+    out.update(step_s_min=min(all_steps), step_s_max=max(all_steps), steps_per_s=1 / step_s,
+               gflops=flops_per_step(cfg) / step_s / 1e9, repeats=len(ok), env=ok[0]["env"])
+    return out
+
+
+def main(argv: list[str]) -> None:
+    F = flags.FLAGS
+    if F.worker:
+        if F.backend not in BACKENDS or F.case not in CASES:
+            fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(CASES)})")
+        from common.threads import pin_threads
+
+        pin_threads(F.threads)
+        print(json.dumps(worker(F.backend, F.case, F.threads, F.quick)))
+        return
+    cases = list(QUICK_CASES if F.quick else CASES) if not F.cases else F.cases
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        fail(f"--cases={','.join(cases)}: unknown case {unknown[0]!r} (one of {', '.join(CASES)})")
+    if not all(t.isdigit() and int(t) >= 1 for t in F.thread_counts):
+        fail(f"--thread_counts={','.join(F.thread_counts)}: must be positive integers")
+    thread_counts = [int(t) for t in F.thread_counts]
+    repeats = F.repeats or (1 if F.quick else 3)
+    if F.json:
+        try:
+            write_atomic(Path(F.json), "")  # fail now, not after the measurements
+        except OSError as e:
+            fail(f"--json={F.json}: cannot write there ({e.strerror})")
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    results = []
+    with console.status("") as status:
+        for case in cases:
+            for threads in thread_counts:
+                samples = {b: [] for b in BACKENDS}
+                for r in range(repeats):
+                    for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
+                        status.update(f"{case}, {threads} thread(s), {backend}, repeat {r + 1}/{repeats}")
+                        samples[backend].append(_spawn(backend, case, threads, F.quick))
+                summaries = {b: _summarise(s) for b, s in samples.items()}
+                peak = max((s.get("peak_gflops") or 0) for s in summaries.values())
+                for backend, s in summaries.items():
+                    if "error" not in s:
+                        s["efficiency"] = s["gflops"] / peak if peak else None
+                        s["machine_peak_gflops"] = peak
+                    results.append({"case": case, "threads": threads, "backend": backend,
+                                    "flops_per_step": flops_per_step(CASES[case]), **s})
+    _print_table(console, results)
+    if F.json:
+        write_atomic(Path(F.json), json.dumps(results, indent=1) + "\n")
+        console.print(f"written to {F.json}")
+
+
+def _print_table(console: Console, results: list[dict[str, Any]]) -> None:
+    table = Table(title="Training speed (medians over repeats; step time median over timed blocks)")
+    for col in ("case", "thr", "backend", "import s", "build s", "compile s", "1st step s", "step ms",
+                "range ms", "steps/s", "GFLOP/s", "peak", "eff.", "solve s (step)"):
+        table.add_column(col, no_wrap=True, justify="right" if col not in ("case", "backend") else "left")
+    f = lambda x, spec: "–" if x is None else f"{x:{spec}}"  # noqa: E731
+    for r in results:
+        if "error" in r:
+            table.add_row(r["case"], str(r["threads"]), r["backend"], f"error: {r['error']}")
+            continue
+        solve = f"{r['solve_s']:.2f} ({r['solve_step']})" if r.get("solve_s") else "–"
+        table.add_row(r["case"], str(r["threads"]), r["backend"], f(r["import_s"], ".2f"),
+                      f(r["build_s"], ".2f"), f(r["compile_s"], ".2f"), f(r["first_step_s"], ".3f"),
+                      f(1e3 * r["step_s"], ".2f"), f"{1e3 * r['step_s_min']:.2f}–{1e3 * r['step_s_max']:.2f}",
+                      f(r["steps_per_s"], ".1f"), f(r["gflops"], ".1f"), f(r["machine_peak_gflops"], ".0f"),
+                      f(100 * r["efficiency"], ".0f") + "%", solve)
+    console.print(table)
+    console.print(f"FLOPs per step = 3 x forward matmul FLOPs; peak = best fp32 1024x1024 matmul of either "
+                  f"framework at that thread count, this run; solve = compile + training steps to the "
+                  f"first eval at 100 % exact (lr {SOLVE_LR}, eval every 10 steps, evals not counted).")
+
+
+def define_flags() -> None:
+    flags.DEFINE_bool("quick", False, f"cases {', '.join(QUICK_CASES)}, 1 repeat, shorter timing")
+    flags.DEFINE_list("cases", [], f"cases to run (default: all): {', '.join(CASES)}")
+    flags.DEFINE_list("thread_counts", ["1", "2"], "thread counts to measure at")
+    flags.DEFINE_integer("repeats", 0, "repeats per backend (default 3, 1 with --quick)")
+    flags.DEFINE_string("json", None, "also write the results to this JSON file")
+    flags.DEFINE_bool("worker", False, "internal: measure one backend and case, print JSON")
+    flags.DEFINE_string("backend", None, "internal (--worker)")
+    flags.DEFINE_string("case", None, "internal (--worker)")
+    flags.DEFINE_integer("threads", 1, "internal (--worker)")
+
+
+if __name__ == "__main__":
+    run_app(main, define_flags)
