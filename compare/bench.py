@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -135,11 +136,11 @@ def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]
 
 # ---------------------------------------------------------------- parent: interleave, aggregate
 
-def _spawn(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]:
+def _spawn(backend: str, case: str, threads: int, quick: bool, cache_dir: str) -> dict[str, Any]:
     cores = sorted(os.sched_getaffinity(0))[:threads]
     cmd = [sys.executable, "-m", "compare.bench", "--worker", f"--backend={backend}",
            f"--case={case}", f"--threads={threads}"] + (["--quick"] if quick else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True,
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ADDER_JAX_CACHE": cache_dir},
                           preexec_fn=lambda: os.sched_setaffinity(0, cores))
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -155,8 +156,14 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     med = lambda key: statistics.median(s[key] for s in ok) if ok[0].get(key) is not None else None  # noqa: E731
     cfg = CASES[ok[0]["case"]]
     step_s = med("step_s")
-    out = {k: med(k) for k in ("import_s", "build_s", "data_s", "compile_s", "first_step_s",
+    out = {k: med(k) for k in ("import_s", "build_s", "data_s", "first_step_s",
                                "step_s", "peak_gflops", "solve_s", "solve_with_evals_s", "solve_step")}
+    # The first repeat starts from an empty persistent compilation cache, the others reuse it.
+    warm = [s["compile_s"] for s in ok[1:] if s["compile_s"] is not None]
+    out.update(compile_cold_s=ok[0]["compile_s"], compile_warm_s=statistics.median(warm) if warm else None,
+               solve_cold_s=ok[0].get("solve_s"))
+    if len(ok) > 1 and out["solve_s"] is not None:
+        out["solve_s"] = statistics.median(s["solve_s"] for s in ok[1:])  # warm cache
     all_steps = [t for s in ok for t in s["step_s_all"]]
     out.update(step_s_min=min(all_steps), step_s_max=max(all_steps), steps_per_s=1 / step_s,
                gflops=flops_per_step(cfg) / step_s / 1e9, repeats=len(ok), env=ok[0]["env"])
@@ -180,7 +187,7 @@ def main(argv: list[str]) -> None:
     if not all(t.isdigit() and int(t) >= 1 for t in F.thread_counts):
         fail(f"--thread_counts={','.join(F.thread_counts)}: must be positive integers")
     thread_counts = [int(t) for t in F.thread_counts]
-    repeats = F.repeats or (1 if F.quick else 3)
+    repeats = F.repeats or (2 if F.quick else 3)  # >= 2: compile is timed cold, then warm
     if F.json:
         try:
             write_atomic(Path(F.json), "")  # fail now, not after the measurements
@@ -193,10 +200,11 @@ def main(argv: list[str]) -> None:
         for case in cases:
             for threads in thread_counts:
                 samples = {b: [] for b in BACKENDS}
-                for r in range(repeats):
-                    for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
-                        status.update(f"{case}, {threads} thread(s), {backend}, repeat {r + 1}/{repeats}")
-                        samples[backend].append(_spawn(backend, case, threads, F.quick))
+                with tempfile.TemporaryDirectory() as cache_dir:
+                    for r in range(repeats):
+                        for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
+                            status.update(f"{case}, {threads} thread(s), {backend}, repeat {r + 1}/{repeats}")
+                            samples[backend].append(_spawn(backend, case, threads, F.quick, cache_dir))
                 summaries = {b: _summarise(s) for b, s in samples.items()}
                 peak = max((s.get("peak_gflops") or 0) for s in summaries.values())
                 for backend, s in summaries.items():
@@ -213,31 +221,35 @@ def main(argv: list[str]) -> None:
 
 def _print_table(console: Console, results: list[dict[str, Any]]) -> None:
     table = Table(title="Training speed (medians over repeats; step time median over timed blocks)")
-    for col in ("case", "thr", "backend", "import s", "build s", "compile s", "1st step s", "step ms",
-                "range ms", "steps/s", "GFLOP/s", "peak", "eff.", "solve s (step)"):
+    for col in ("case", "thr", "backend", "import s", "build s", "compile s cold/warm", "1st step s", "step ms",
+                "range ms", "steps/s", "GFLOP/s", "peak", "eff.", "solve s cold/warm (step)"):
         table.add_column(col, no_wrap=True, justify="right" if col not in ("case", "backend") else "left")
     f = lambda x, spec: "–" if x is None else f"{x:{spec}}"  # noqa: E731
     for r in results:
         if "error" in r:
             table.add_row(r["case"], str(r["threads"]), r["backend"], f"error: {r['error']}")
             continue
-        solve = f"{r['solve_s']:.2f} ({r['solve_step']})" if r.get("solve_s") else "–"
+        solve = (f"{r['solve_cold_s']:.2f} / {f(r['solve_s'], '.2f')} ({r['solve_step']:.0f})"
+                 if r.get("solve_cold_s") else "–")
+        compile_s = "–" if r["compile_cold_s"] is None else \
+            f"{r['compile_cold_s']:.2f} / {f(r['compile_warm_s'], '.2f')}"
         table.add_row(r["case"], str(r["threads"]), r["backend"], f(r["import_s"], ".2f"),
-                      f(r["build_s"], ".2f"), f(r["compile_s"], ".2f"), f(r["first_step_s"], ".3f"),
+                      f(r["build_s"], ".2f"), compile_s, f(r["first_step_s"], ".3f"),
                       f(1e3 * r["step_s"], ".2f"), f"{1e3 * r['step_s_min']:.2f}–{1e3 * r['step_s_max']:.2f}",
                       f(r["steps_per_s"], ".1f"), f(r["gflops"], ".1f"), f(r["machine_peak_gflops"], ".0f"),
                       f(100 * r["efficiency"], ".0f") + "%", solve)
     console.print(table)
     console.print(f"FLOPs per step = 3 x forward matmul FLOPs; peak = best fp32 1024x1024 matmul of either "
                   f"framework at that thread count, this run; solve = compile + training steps to the "
-                  f"first eval at 100 % exact (lr {SOLVE_LR}, eval every 10 steps, evals not counted).")
+                  f"first eval at 100 % exact (lr {SOLVE_LR}, eval every 10 steps, evals not counted). "
+                  f"cold = first repeat, empty JAX compilation cache; warm = later repeats, reusing it.")
 
 
 def define_flags() -> None:
-    flags.DEFINE_bool("quick", False, f"cases {', '.join(QUICK_CASES)}, 1 repeat, shorter timing")
+    flags.DEFINE_bool("quick", False, f"cases {', '.join(QUICK_CASES)}, 2 repeats, shorter timing")
     flags.DEFINE_list("cases", [], f"cases to run (default: all): {', '.join(CASES)}")
     flags.DEFINE_list("thread_counts", ["1", "2"], "thread counts to measure at")
-    flags.DEFINE_integer("repeats", 0, "repeats per backend (default 3, 1 with --quick)")
+    flags.DEFINE_integer("repeats", 0, "repeats per backend (default 3, 2 with --quick)")
     flags.DEFINE_string("json", None, "also write the results to this JSON file")
     flags.DEFINE_bool("worker", False, "internal: measure one backend and case, print JSON")
     flags.DEFINE_string("backend", None, "internal (--worker)")
