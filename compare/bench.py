@@ -194,7 +194,7 @@ def main(argv: list[str]) -> None:
         except OSError as e:
             fail(f"--json={F.json}: cannot write there ({e.strerror})")
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     results = []
     with console.status("") as status:
         for case in cases:
