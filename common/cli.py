@@ -50,6 +50,8 @@ HELP = {
     "eval_every": "evaluate on the held-out set every this many steps",
     "eval_size": "held-out sums (fixed per seed)",
     "stop_when_solved": "stop at the first eval with every held-out sum right",
+    "test_lengths": "after training, score fresh sums with these operand lengths (length generalisation)",
+    "test_size": "sums per test length",
     "seed": "seed for data, h0 and init",
     "dtype": "floating-point type of parameters and activations",
     "threads": "CPU cores/threads to pin this process to",
@@ -101,11 +103,12 @@ def config_from_flags() -> Config:
     for field in dataclasses.fields(Config):
         if FLAGS[field.name].present or field.name not in base:
             base[field.name] = FLAGS[field.name].value
-    if isinstance(base.get("milestones"), list) and all(isinstance(m, str) for m in base["milestones"]):
-        try:
-            base["milestones"] = [int(m) for m in base["milestones"]]
-        except ValueError:
-            raise ConfigError(f"milestones={','.join(base['milestones'])}: must be step numbers") from None
+    for name in ("milestones", "test_lengths"):  # absl list flags arrive as strings
+        if isinstance(base.get(name), list) and all(isinstance(m, str) for m in base[name]):
+            try:
+                base[name] = [int(m) for m in base[name]]
+            except ValueError:
+                raise ConfigError(f"{name}={','.join(base[name])}: must be whole numbers") from None
     return Config.from_dict(base)
 
 
@@ -166,6 +169,9 @@ def summarise(record: dict[str, Any]) -> str:
         f"  compile {compile_s}, first step {t['first_step_s']:.3f} s",
         f"  {t['steps_per_s']:.1f} steps/s (median), train {t['train_s']:.1f} s, eval {t['eval_s']:.1f} s",
     ]
+    if record.get("lengths"):
+        lines.append("  other lengths (exact): " + ", ".join(
+            f"{p['digits']} digits {p['exact_acc']:.3f}" for p in record["lengths"]))
     return "\n".join(lines)
 
 

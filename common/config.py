@@ -61,6 +61,9 @@ class Config:
     eval_every: int = 50
     eval_size: int = 2000
     stop_when_solved: bool = False
+    # Length generalisation: after training, score fresh sums of these operand lengths.
+    test_lengths: tuple[int, ...] = ()
+    test_size: int = 500
     # Run
     seed: int = 0
     dtype: str = "float32"
@@ -69,9 +72,10 @@ class Config:
     tf32: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.milestones, (list, tuple)):
-            _fail("milestones", self.milestones, "must be a list of step numbers")
-        object.__setattr__(self, "milestones", tuple(self.milestones))
+        for name in ("milestones", "test_lengths"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                _fail(name, getattr(self, name), "must be a list of whole numbers")
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         _validate(self)
 
     @property
@@ -90,6 +94,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
+        d["test_lengths"] = list(self.test_lengths)
         return d
 
     @classmethod
@@ -148,7 +153,7 @@ def _check_positive_float(cfg: Config, name: str) -> None:
 
 def _validate(cfg: Config) -> None:
     for name in ("digits", "layers", "hidden", "embed", "batch_size", "steps",
-                 "eval_every", "eval_size", "threads"):
+                 "eval_every", "eval_size", "threads", "test_size"):
         _check_int(cfg, name, 1)
     _check_int(cfg, "base", 2, 36)
     _check_int(cfg, "seed", 0, 2**32 - 1)
@@ -167,5 +172,7 @@ def _validate(cfg: Config) -> None:
         _fail("milestones", list(cfg.milestones), "must be positive step numbers")
     if list(cfg.milestones) != sorted(set(cfg.milestones)):
         _fail("milestones", list(cfg.milestones), "must be strictly increasing")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in cfg.test_lengths):
+        _fail("test_lengths", list(cfg.test_lengths), "must be positive digit counts")
     if cfg.schedule == "multistep" and not cfg.milestones:
         _fail("milestones", [], "schedule=multistep needs at least one milestone")

@@ -66,8 +66,8 @@ def digits_in_range(rng: np.random.Generator, n: int, digits: int, base: int,
     return np.concatenate(accepted)[:n]
 
 
-def add_digits(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
-    """Digit-wise a + b (lsb first, same width); the caller leaves room for the final carry.
+def carries(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
+    """The carry into each position of a + b (lsb first), as 0/1.
 
     Carry-lookahead instead of a ripple loop: a position propagates an incoming carry iff its
     digit sum is base-1, so the carry into position i is the carry generated at the last
@@ -77,9 +77,14 @@ def add_digits(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
     generate = s >= base
     stops = np.where(s != base - 1, np.arange(s.shape[1]), -1)
     last_stop = np.maximum.accumulate(stops, axis=1)[:, :-1]
-    carry_in = np.zeros_like(generate)
+    carry_in = np.zeros(s.shape, s.dtype)
     carry_in[:, 1:] = (last_stop >= 0) & np.take_along_axis(generate, np.maximum(last_stop, 0), 1)
-    return (s + carry_in) % base
+    return carry_in
+
+
+def add_digits(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
+    """Digit-wise a + b (lsb first, same width); the caller leaves room for the final carry."""
+    return (a + b + carries(a, b, base)) % base
 
 
 def handout_bounds(digits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -95,12 +95,20 @@ def fit(cfg: Config, trainer: Trainer,
         if cfg.stop_when_solved and exact_acc == 1.0:
             break
 
+    lengths = []
+    if status == "ok":
+        for digits in cfg.test_lengths:
+            test_cfg = cfg.replace(digits=digits, eval_size=cfg.test_size)
+            exact, digit = evaluate(test_cfg, trainer, eval_set(test_cfg))
+            lengths.append({"digits": digits, "exact_acc": exact, "digit_acc": digit})
+
     solved = next((p for p in curve if p["exact_acc"] == 1.0), None)
     step_s = statistics.median(per_step) if per_step else first_step_s
     return {
         "status": status,
         "diverged_step": diverged_step,
         "curve": curve,
+        "lengths": lengths,  # accuracy on other operand lengths (cfg.test_lengths)
         "timing": {
             "compile_s": compile_s,
             "first_step_s": first_step_s,

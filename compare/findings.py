@@ -189,6 +189,44 @@ def init(groups: Groups) -> list[Finding]:
                           "change how fast it learns?", ("shared", "native"), native)]
 
 
+def accuracy_at(group: Group, digits: int) -> float | None:
+    """Mean exact match over seeds on fresh `digits`-digit sums (length generalisation)."""
+    values = [p["exact_acc"] for r in group.records for p in r.get("lengths", []) if p["digits"] == digits]
+    return sum(values) / len(values) if values else None
+
+
+def lengthgen(groups: Groups, at: int = 1000) -> list[Finding]:
+    backends = sorted({b for g in groups.values() for b in g})
+    short, longer = {}, {}
+    texts = []
+    for b in backends:
+        acc = {(g[b].point["cell"], g[b].point["digits"]): accuracy_at(g[b], at) for g in groups.values() if b in g}
+        two = [v for (c, n), v in acc.items() if n == 2 and v is not None]
+        four = [v for (c, n), v in acc.items() if n >= 4 and v is not None]
+        short[b] = None if not two else max(two) < 0.5
+        longer[b] = None if not four else min(four) >= 0.99
+        texts.append(f"{b}: at {at} digits, trained on 2: {', '.join(f'{v:.2f}' for v in two) or '–'}; "
+                     f"trained on ≥4: min {min(four):.3f}" if four else f"{b}: no {at}-digit results")
+    ours = "; ".join(texts)
+    return [Finding("trained on 2 digits, the model fails on long numbers", ours, _verdict(short)),
+            Finding(f"trained on ≥ 3–4 digits, it is ~100 % right on {at}-digit numbers", ours, _verdict(longer))]
+
+
+def order(groups: Groups) -> list[Finding]:
+    def msb_fails(v):
+        lsb, msb = v["lsb"].final_exact().mean, v["msb"].final_exact().mean
+        return f"final exact lsb {lsb:.3f}, msb {msb:.3f}", lsb > 0.99 and msb < 0.1
+    return [_each_backend(groups, "order", "(ours) most-significant-first fails where least-significant-first "
+                          "succeeds", ("lsb", "msb"), msb_fails, needs_solves=False)]
+
+
+def base(groups: Groups) -> list[Finding]:
+    def every_base(v):
+        return f"{_fmt(v)} steps", all(g.solved for g in v.values())
+    return [_each_backend(groups, "base", "(ours) bases 2, 10 and 16 are all learned to 100 %", (),
+                          every_base, needs_solves=False)]
+
+
 def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callable[[Groups], list[Finding]]:
     def check(groups: Groups) -> list[Finding]:
         backends = sorted({b for g in groups.values() for b in g})
@@ -212,6 +250,7 @@ def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callabl
 CHECKS: dict[str, Callable[[Groups], list[Finding]]] = {
     "layers": layers, "cells": cells, "lr": lr, "schedule": schedule, "digits": digits,
     "activation": activation, "h0": h0, "carry": carry, "ablation": ablation, "init": init,
+    "lengthgen": lengthgen, "order": order, "base": base,
     "heatmap-lr-digits": heatmap("lr", "digits", "fastest at lr ≈ 1e-2, length 50–70",
                                  lambda best: 5e-3 <= best[0] <= 2e-2 and 50 <= best[1] <= 70),
     "heatmap-layers-carry": heatmap("layers", "carry_state", "fastest with 2–3 layers, state not carried",

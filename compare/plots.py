@@ -139,3 +139,39 @@ def timing(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def lengths(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
+    """Exact match vs test length (log axis): a panel per value of the first swept field,
+    a line per value of the second (if any) and backend (JAX solid, PyTorch dashed)."""
+    first = next(iter(groups.values()))
+    fields = list(next(iter(first.values())).point)
+    panels = sorted({next(iter(g.values())).point[fields[0]] for g in groups.values()}, key=str)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
+    cmap = plt.get_cmap("viridis")
+    for ax, panel in zip(axes[0], panels):
+        members = [g for g in groups.values() if next(iter(g.values())).point[fields[0]] == panel]
+        for i, by_backend in enumerate(members):
+            colour = cmap(i / max(1, len(members) - 1))
+            for backend, group in sorted(by_backend.items()):
+                by_len: dict[int, list[float]] = {}
+                for r in group.records:
+                    for p in r.get("lengths", []):
+                        by_len.setdefault(p["digits"], []).append(p["exact_acc"])
+                if not by_len:
+                    continue
+                xs = sorted(by_len)
+                label = " ".join(f"{k}={v}" for k, v in group.point.items() if k != fields[0])
+                ax.plot(xs, [np.mean(by_len[x]) for x in xs], STYLES.get(backend, "-"), color=colour,
+                        marker="o", ms=3, label=f"{label} ({backend})" if backend == "jax" else None)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(f"{fields[0]}={panel}", fontsize=9)
+        ax.set_xlabel("test operand digits")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("exact match (mean over seeds)")
+    axes[0, -1].legend(fontsize=6, title="solid jax, dashed torch", title_fontsize=6)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -10,7 +10,7 @@ from typing import Any
 from common.cli import write_atomic
 from common.config import Config
 from compare import plots
-from compare.findings import CHECKS
+from compare.findings import CHECKS, accuracy_at
 from compare.stats import Group, agreement, group_records
 from compare.sweeps import SWEEPS
 
@@ -49,6 +49,26 @@ def _summary_rows(sweep: str, groups: dict[str, dict[str, Group]]) -> list[dict[
                 "solve_step_differs": agree.solve_differs if agree else None,
             })
     return rows
+
+
+def _lengths_table(groups: dict[str, dict[str, Group]], lengths: list[int]) -> list[str]:
+    """Exact match at multiples of the training length N and at fixed lengths (jax / torch)."""
+    trained = {label: next(iter(g.values())).records[0]["config"]["digits"] for label, g in groups.items()}
+    factors = [f for f in (1, 2, 10, 100, 1000) if all(n * f in lengths for n in trained.values())]
+    fixed = [n for n in (10, 100, 1000, 10000) if n in lengths]
+    columns = [(f"{f}N" if f > 1 else "N", lambda n, f=f: n * f) for f in factors] + \
+              [(f"{n} digits", lambda _, n=n: n) for n in fixed]
+    lines = ["**Length generalisation**: exact match on fresh sums, trained on N digits, mean over seeds "
+             "(jax / torch).", "", "| config | " + " | ".join(c for c, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for label, by_backend in groups.items():
+        cells = []
+        for _, length in columns:
+            values = [accuracy_at(by_backend[b], length(trained[label])) if b in by_backend else None
+                      for b in ("jax", "torch")]
+            cells.append(" / ".join("–" if v is None else f"{v:.3f}" for v in values))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> tuple[str, list]:
@@ -94,6 +114,10 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
         lines += [f"| {f.claim} | {f.ours} | {f.verdict} |" for f in findings]
         lines.append("")
 
+    lengths = sorted({p["digits"] for r in records for p in r.get("lengths", [])})
+    if lengths:
+        lines += _lengths_table(groups, lengths)
+
     title = f"{name}: {sweep.about}"
     plots.curves(groups, title, out_dir / f"{name}_curves.png")
     lines.append(f"![curves]({name}_curves.png)")
@@ -101,6 +125,9 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
         x, y = list(records[0]["point"])
         plots.heatmap(groups, x, y, title, out_dir / f"{name}_heatmap.png")
         lines.append(f"![heatmap]({name}_heatmap.png)")
+    if lengths:
+        plots.lengths(groups, title, out_dir / f"{name}_lengths.png")
+        lines.append(f"![lengths]({name}_lengths.png)")
     plots.timing(groups, title, out_dir / f"{name}_timing.png")
     lines += [f"![timing]({name}_timing.png)", ""]
     return "\n".join(lines), _summary_rows(name, groups)

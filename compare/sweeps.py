@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from common.config import H0_MODES, Config
@@ -27,6 +28,8 @@ class Sweep:
     # Fixed overrides on top of the defaults, per preset.
     quick: dict[str, Any] = dataclasses.field(default_factory=dict)
     paper: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Fields that depend on the swept values: (point, preset) -> overrides.
+    derive: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
 
     def axes(self, preset: str) -> dict[str, tuple]:
         return self.quick_axes if preset == "quick" else self.paper_axes
@@ -36,12 +39,20 @@ class Sweep:
 
     @property
     def is_heatmap(self) -> bool:
-        return len(self.quick_axes) == 2
+        return len(self.quick_axes) == 2 and self.name.startswith("heatmap")
 
 
 _DIGITS = (5, 10, 20, 25, 50, 70, 100, 300, 500, 1000, 5000)
 _LRS = (1e-5, 1e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5)
 _CAP = {"stop_when_solved": True}  # heatmaps record steps-to-100 %, capped at `steps`
+
+
+def _test_lengths(point: dict[str, Any], preset: str) -> dict[str, Any]:
+    """Score a model trained on N digits at N, 2N, 10N, 100N (1000N) and at fixed lengths."""
+    n = point["digits"]
+    factors, fixed = ((1, 2, 10, 100), (10, 100, 1000)) if preset == "quick" else \
+        ((1, 2, 10, 100, 1000), (10, 100, 1000, 10000))
+    return {"test_lengths": tuple(sorted({n * f for f in factors} | set(fixed)))}
 
 SWEEPS = {s.name: s for s in [
     Sweep("layers", "recurrent layers (handout model otherwise)",
@@ -69,6 +80,17 @@ SWEEPS = {s.name: s for s in [
           {"cell": ("rnn", "none")}, {"cell": ("rnn", "none")}),
     Sweep("init", "identical shared weights vs each framework's own initialisers",
           {"init": ("shared", "native")}, {"init": ("shared", "native")}),
+    Sweep("lengthgen", "train on N digits, test on longer numbers (cell x training length)",
+          {"cell": ("rnn", "lstm", "gru"), "digits": (2, 3, 4, 6, 10, 20)},
+          {"cell": ("rnn", "lstm", "gru"), "digits": (2, 3, 4, 6, 10, 20)},
+          quick={"data": "uniform", "test_size": 100}, paper={"data": "uniform", "test_size": 1000},
+          derive=_test_lengths),
+    Sweep("order", "least- vs most-significant digit first (a forward RNN cannot see a carry coming)",
+          {"order": ("lsb", "msb")}, {"order": ("lsb", "msb")},
+          quick={"data": "uniform", "digits": 10}, paper={"data": "uniform", "digits": 20}),
+    Sweep("base", "number base",
+          {"base": (2, 10, 16)}, {"base": (2, 10, 16)},
+          quick={"data": "uniform", "digits": 10}, paper={"data": "uniform", "digits": 20}),
     Sweep("heatmap-lr-digits", "steps to 100 % over lr x operand length (capped)",
           {"lr": (1e-3, 3e-3, 1e-2, 3e-2), "digits": (10, 20, 50)},
           {"lr": (1e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2), "digits": (10, 20, 50, 70, 100, 300)},
@@ -109,7 +131,8 @@ def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
     runs = []
     for values in itertools.product(*axes.values()):
         point = tuple(zip(axes, values))
+        derived = sweep.derive(dict(point), preset) if sweep.derive else {}
         for seed in range(seeds):
-            cfg = Config(**{**base, **dict(point), "seed": seed})
+            cfg = Config(**{**base, **derived, **dict(point), "seed": seed})
             runs.extend(Run(sweep.name, b, cfg, point) for b in backends)
     return runs

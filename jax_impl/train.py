@@ -17,7 +17,7 @@ from common.config import Config
 from common.data import Batch, eval_chunk_size
 from common.params import Params, init_params
 from jax_impl import runtime
-from jax_impl.model import Adder
+from jax_impl.model import Adder, RecurrentLayer
 from jax_impl.params import export_params, load_params
 
 State = dict[str, Any]
@@ -103,7 +103,8 @@ class Trainer:
             "loss": jnp.zeros((), cfg.dtype),
         }, self.device)
         self._train_step = jax.jit(make_train_step(cfg, self.model, optimizer), donate_argnums=0)
-        self._score = jax.jit(make_score(self.model))
+        self._score_jit = jax.jit(make_score(self.model))
+        self._scorers: dict[tuple, Any] = {}  # compiled per eval-chunk shape
         self._loss_and_grads = jax.jit(make_loss_and_grads(self.model))
         self._forward = jax.jit(self.model.apply)
 
@@ -115,11 +116,18 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter()
         self._train_step = self._train_step.lower(self.state, *self._arrays(batch)).compile()
-        n = eval_chunk_size(cfg)
-        digits = jax.ShapeDtypeStruct((n, cfg.positions), jnp.int32)
-        h0 = jax.ShapeDtypeStruct((cfg.state_parts, cfg.layers, n, cfg.hidden), jnp.dtype(cfg.dtype))
-        self._score = self._score.lower(self.state["params"], digits, digits, digits, h0).compile()
+        self._scorer((eval_chunk_size(cfg), cfg.positions))
         return time.perf_counter() - start
+
+    def _scorer(self, shape: tuple[int, int]):
+        """The eval program for chunks of this (sequences, positions) shape, compiled once."""
+        if shape not in self._scorers:
+            cfg, n = self.cfg, shape[0]
+            digits = jax.ShapeDtypeStruct(shape, jnp.int32)
+            h0 = jax.ShapeDtypeStruct((cfg.state_parts, cfg.layers, n, cfg.hidden), jnp.dtype(cfg.dtype))
+            self._scorers[shape] = self._score_jit.lower(self.state["params"], digits, digits, digits,
+                                                         h0).compile()
+        return self._scorers[shape]
 
     def step(self, batch: Batch) -> None:
         self.state = self._train_step(self.state, *self._arrays(batch))
@@ -131,7 +139,7 @@ class Trainer:
         return int(self.state["first_bad"]) or None
 
     def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
-        whole, right = self._score(self.state["params"], *self._arrays(chunk))
+        whole, right = self._scorer(chunk.a.shape)(self.state["params"], *self._arrays(chunk))
         return np.asarray(whole), np.asarray(right)
 
     def params(self) -> Params:
@@ -142,6 +150,15 @@ class Trainer:
         a, b, _, h0 = self._arrays(batch)
         logits, _ = self._forward({"params": self.state["params"]}, a, b, h0)
         return np.asarray(logits)
+
+    def hidden_states(self, batch: Batch) -> np.ndarray:
+        """(layers, batch, positions, hidden) outputs of every recurrent layer (for probes)."""
+        a, b, _, h0 = self._arrays(batch)
+        _, state = self.model.apply({"params": self.state["params"]}, a, b, h0,
+                                    capture_intermediates=lambda m, _: isinstance(m, RecurrentLayer))
+        layers = state["intermediates"]
+        ys = [layers[f"layer{k}"]["__call__"][0][0] for k in range(self.cfg.layers)]
+        return np.stack([np.swapaxes(np.asarray(y), 0, 1) for y in ys])
 
     def gradients(self, batch: Batch) -> tuple[float, Params]:
         """Loss and parameter gradients (neutral names and layouts) without updating anything."""

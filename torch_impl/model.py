@@ -37,3 +37,18 @@ class Adder(nn.Module):
         x, final = self.rnn(x, state)
         final = torch.stack(final) if self.cell == "lstm" else final[None]
         return self.head(x), final
+
+    def hidden_states(self, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        """Every layer's outputs h_t: (layers, batch, positions, hidden). nn.RNN only returns the
+        last layer's, so each layer runs alone through a one-layer twin holding its weights."""
+        x = torch.cat([self.embedding(a), self.embedding(b)], dim=-1)
+        outputs = []
+        for k in range(self.rnn.num_layers):
+            twin = type(self.rnn)(x.shape[-1], self.rnn.hidden_size, 1, batch_first=True,
+                                  **({"nonlinearity": self.rnn.nonlinearity} if self.cell == "rnn" else {}))
+            weights = {f"{name}_l0": getattr(self.rnn, f"{name}_l{k}")
+                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            state = (h0[0, k:k + 1], h0[1, k:k + 1]) if self.cell == "lstm" else h0[0, k:k + 1]
+            x, _ = torch.func.functional_call(twin.to(x), weights, (x, state))
+            outputs.append(x)
+        return torch.stack(outputs)

@@ -103,6 +103,12 @@ class Trainer:
         a, b, _, h0 = self._tensors(batch)
         return self.model(a, b, h0)[0].cpu().numpy()
 
+    @torch.no_grad()
+    def hidden_states(self, batch: Batch) -> np.ndarray:
+        """(layers, batch, positions, hidden) outputs of every recurrent layer (for probes)."""
+        a, b, _, h0 = self._tensors(batch)
+        return self.model.hidden_states(a, b, h0).cpu().numpy()
+
     def gradients(self, batch: Batch) -> tuple[float, Params]:
         """Loss and parameter gradients (neutral names and layouts) without updating anything."""
         a, b, target, h0 = self._tensors(batch)
