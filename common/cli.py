@@ -52,6 +52,7 @@ HELP = {
     "stop_when_solved": "stop at the first eval with every held-out sum right",
     "test_lengths": "after training, score fresh sums with these operand lengths (length generalisation)",
     "test_size": "sums per test length",
+    "probe": "after training, fit a linear carry probe to each layer's hidden states",
     "seed": "seed for data, h0 and init",
     "dtype": "floating-point type of parameters and activations",
     "threads": "CPU cores/threads to pin this process to",

@@ -64,6 +64,8 @@ class Config:
     # Length generalisation: after training, score fresh sums of these operand lengths.
     test_lengths: tuple[int, ...] = ()
     test_size: int = 500
+    # After training, fit a linear carry probe to every layer's hidden states (common/probe.py).
+    probe: bool = False
     # Run
     seed: int = 0
     dtype: str = "float32"
@@ -159,7 +161,7 @@ def _validate(cfg: Config) -> None:
     _check_int(cfg, "seed", 0, 2**32 - 1)
     for name, choices in CHOICES.items():
         _check_choice(cfg, name, choices)
-    for name in ("carry_state", "tf32", "stop_when_solved"):
+    for name in ("carry_state", "tf32", "stop_when_solved", "probe"):
         _check_bool(cfg, name)
     _check_positive_float(cfg, "lr")
     _check_positive_float(cfg, "decay")

@@ -16,6 +16,9 @@ import numpy as np
 
 from common.config import Config
 from common.data import Batch, eval_chunk_size, eval_chunks, eval_set, train_batch
+from common.probe import probe_states
+
+_PROBE_SEQUENCES = 1000  # held-out sequences whose hidden states the probe sees
 
 
 class Trainer(Protocol):
@@ -35,6 +38,9 @@ class Trainer(Protocol):
 
     def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
         """Per sequence of `chunk`: whole sum right (bool), number of digits right."""
+
+    def hidden_states(self, batch: Batch) -> np.ndarray:
+        """(layers, sequences, positions, hidden): every recurrent layer's outputs."""
 
 
 def evaluate(cfg: Config, trainer: Trainer, batch: Batch) -> tuple[float, float]:
@@ -102,6 +108,12 @@ def fit(cfg: Config, trainer: Trainer,
             exact, digit = evaluate(test_cfg, trainer, eval_set(test_cfg))
             lengths.append({"digits": digits, "exact_acc": exact, "digit_acc": digit})
 
+    probe = None
+    if status == "ok" and cfg.probe and cfg.cell != "none":
+        sample = Batch(*(x[:_PROBE_SEQUENCES] for x in (held_out.a, held_out.b, held_out.target)),
+                       held_out.h0[:, :, :_PROBE_SEQUENCES])
+        probe = probe_states(sample, trainer.hidden_states(sample), cfg.base, cfg.order)
+
     solved = next((p for p in curve if p["exact_acc"] == 1.0), None)
     step_s = statistics.median(per_step) if per_step else first_step_s
     return {
@@ -109,6 +121,7 @@ def fit(cfg: Config, trainer: Trainer,
         "diverged_step": diverged_step,
         "curve": curve,
         "lengths": lengths,  # accuracy on other operand lengths (cfg.test_lengths)
+        "probe": probe,      # carry probe accuracy per layer (cfg.probe)
         "timing": {
             "compile_s": compile_s,
             "first_step_s": first_step_s,

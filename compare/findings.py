@@ -227,6 +227,34 @@ def base(groups: Groups) -> list[Finding]:
                           every_base, needs_solves=False)]
 
 
+def probe_accuracy(group: Group) -> tuple[float, float] | None:
+    """(best layer's probe accuracy, current-digits rule accuracy), means over seeds."""
+    probes = [r["probe"] for r in group.records if r.get("probe")]
+    if not probes:
+        return None
+    best = sum(max(p["accuracy"] for p in pr["layers"]) for pr in probes) / len(probes)
+    return best, sum(pr["local_rule_accuracy"] for pr in probes) / len(probes)
+
+
+def probe(groups: Groups) -> list[Finding]:
+    backends = sorted({b for g in groups.values() for b in g})
+    ours, verdicts = [], {}
+    for b in backends:
+        found = {(g[b].point["cell"], g[b].point["order"]): probe_accuracy(g[b]) for g in groups.values() if b in g}
+        lsb = [v for (c, o), v in found.items() if o == "lsb" and v]
+        msb = [v for (c, o), v in found.items() if o == "msb" and v]
+        if not lsb or not msb:
+            ours.append(f"{b}: no probe results")
+            verdicts[b] = None
+            continue
+        ours.append(f"{b}: lsb best-layer probe {min(v[0] for v in lsb):.3f}–{max(v[0] for v in lsb):.3f}, "
+                    f"msb {min(v[0] for v in msb):.3f}–{max(v[0] for v in msb):.3f}; "
+                    f"current digits alone {lsb[0][1]:.3f}")
+        verdicts[b] = all(v[0] > v[1] + 0.02 for v in lsb) and all(v[0] <= v[1] + 0.01 for v in msb)
+    return [Finding("(ours) lsb first, the state holds the incoming carry (probe beats the current-digits "
+                    "rule); msb first, it cannot", "; ".join(ours), _verdict(verdicts))]
+
+
 def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callable[[Groups], list[Finding]]:
     def check(groups: Groups) -> list[Finding]:
         backends = sorted({b for g in groups.values() for b in g})
@@ -250,7 +278,7 @@ def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callabl
 CHECKS: dict[str, Callable[[Groups], list[Finding]]] = {
     "layers": layers, "cells": cells, "lr": lr, "schedule": schedule, "digits": digits,
     "activation": activation, "h0": h0, "carry": carry, "ablation": ablation, "init": init,
-    "lengthgen": lengthgen, "order": order, "base": base,
+    "lengthgen": lengthgen, "order": order, "base": base, "probe": probe,
     "heatmap-lr-digits": heatmap("lr", "digits", "fastest at lr ≈ 1e-2, length 50–70",
                                  lambda best: 5e-3 <= best[0] <= 2e-2 and 50 <= best[1] <= 70),
     "heatmap-layers-carry": heatmap("layers", "carry_state", "fastest with 2–3 layers, state not carried",

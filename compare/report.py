@@ -10,7 +10,7 @@ from typing import Any
 from common.cli import write_atomic
 from common.config import Config
 from compare import plots
-from compare.findings import CHECKS, accuracy_at
+from compare.findings import CHECKS, accuracy_at, probe_accuracy
 from compare.stats import Group, agreement, group_records
 from compare.sweeps import SWEEPS
 
@@ -117,6 +117,18 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
     lengths = sorted({p["digits"] for r in records for p in r.get("lengths", [])})
     if lengths:
         lines += _lengths_table(groups, lengths)
+
+    if any(r.get("probe") for r in records):
+        lines += ["**Carry probe**: held-out accuracy of a linear probe predicting the carry out of "
+                  "each position from each layer's hidden state, mean over seeds (jax / torch); "
+                  "*digits alone* is how often a_i + b_i ≥ base gives the carry.", "",
+                  "| config | best layer | digits alone |", "|---|---|---|"]
+        for label, by_backend in groups.items():
+            found = [probe_accuracy(by_backend[b]) if b in by_backend else None for b in ("jax", "torch")]
+            best = " / ".join("–" if v is None else f"{v[0]:.4f}" for v in found)
+            local = next((f"{v[1]:.4f}" for v in found if v), "–")
+            lines.append(f"| {label} | {best} | {local} |")
+        lines.append("")
 
     title = f"{name}: {sweep.about}"
     plots.curves(groups, title, out_dir / f"{name}_curves.png")

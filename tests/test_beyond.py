@@ -10,7 +10,7 @@ import pytest
 from common.config import Config, ConfigError
 from common.data import carries, eval_set, train_batch
 from common.loop import fit
-from compare.probe import carry_out, fit_logistic, local_rule_accuracy, probe_layer
+from common.probe import carry_out, fit_logistic, local_rule_accuracy, probe_layer
 from compare.sweeps import SWEEPS, expand
 from tests.conftest import trainer_for
 
@@ -85,3 +85,12 @@ def test_local_rule():
     batch = eval_set(cfg)
     labels = carry_out(batch, 10, "lsb")
     assert 0.85 < local_rule_accuracy(batch, labels, 10) < 1.0
+
+
+def test_probe_in_the_run_record(backend):
+    cfg = Config(data="uniform", digits=5, lr=1e-2, steps=60, eval_every=30, probe=True)
+    run = fit(cfg, trainer_for(backend, cfg))
+    assert len(run["probe"]["layers"]) == cfg.layers
+    assert all(0.5 <= p["accuracy"] <= 1 for p in run["probe"]["layers"])
+    none = fit(cfg.replace(cell="none"), trainer_for(backend, cfg.replace(cell="none")))
+    assert none["probe"] is None
