@@ -53,6 +53,23 @@ def evaluate(cfg: Config, trainer: Trainer, batch: Batch) -> tuple[float, float]
     return exact / len(batch), digits / batch.target.size
 
 
+def score_lengths(cfg: Config, trainer: Trainer) -> list[dict[str, Any]]:
+    """Length generalisation: accuracy on fresh sums of each of cfg.test_lengths digits."""
+    out = []
+    for digits in cfg.test_lengths:
+        test_cfg = cfg.replace(digits=digits, eval_size=cfg.test_size)
+        exact, digit = evaluate(test_cfg, trainer, eval_set(test_cfg))
+        out.append({"digits": digits, "exact_acc": exact, "digit_acc": digit})
+    return out
+
+
+def probe_carry(cfg: Config, trainer: Trainer, held_out: Batch) -> dict[str, Any]:
+    """Linear carry probes on the hidden states of (up to 1000) held-out sums."""
+    n = _PROBE_SEQUENCES
+    sample = Batch(held_out.a[:n], held_out.b[:n], held_out.target[:n], held_out.h0[:, :, :n])
+    return probe_states(sample, trainer.hidden_states(sample), cfg.base, cfg.order)
+
+
 def fit(cfg: Config, trainer: Trainer,
         on_step: Callable[[int], None] | None = None,
         on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -101,19 +118,9 @@ def fit(cfg: Config, trainer: Trainer,
         if cfg.stop_when_solved and exact_acc == 1.0:
             break
 
-    lengths = []
-    if status == "ok":
-        for digits in cfg.test_lengths:
-            test_cfg = cfg.replace(digits=digits, eval_size=cfg.test_size)
-            exact, digit = evaluate(test_cfg, trainer, eval_set(test_cfg))
-            lengths.append({"digits": digits, "exact_acc": exact, "digit_acc": digit})
-
-    probe = None
-    if status == "ok" and cfg.probe and cfg.cell != "none":
-        sample = Batch(*(x[:_PROBE_SEQUENCES] for x in (held_out.a, held_out.b, held_out.target)),
-                       held_out.h0[:, :, :_PROBE_SEQUENCES])
-        probe = probe_states(sample, trainer.hidden_states(sample), cfg.base, cfg.order)
-
+    trained = status == "ok"
+    lengths = score_lengths(cfg, trainer) if trained else []
+    probe = probe_carry(cfg, trainer, held_out) if trained and cfg.probe and cfg.cell != "none" else None
     solved = next((p for p in curve if p["exact_acc"] == 1.0), None)
     step_s = statistics.median(per_step) if per_step else first_step_s
     return {

@@ -6,9 +6,10 @@
 Trains one model (uniform random digits), collects every layer's hidden state after each
 position of a held-out batch, and fits a linear probe per layer (logistic regression, numpy)
 predicting the carry out of that position — what the network must remember for the next digit.
-Probes train on half the sequences and are scored on the other half, against the majority-class
-baseline. Writes probe.json, probe.md and probe_pca.png (first two principal components of the
-last layer's states, coloured by carry).
+Probes train on half the sequences and are scored on the other half, against the majority class
+and against reading the carry off the current digits alone (common/probe.py). Writes probe.json,
+probe.md and probe_pca.png (first two principal components of each layer's states, coloured by
+carry). Inside sweeps the same probe runs with `probe=True` (`--sweep probe`).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def main(argv: list[str]) -> None:
         fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     try:
         cfg = Config(data="uniform", cell=F.cell, layers=F.layers, digits=F.digits, order=F.order,
-                     steps=F.steps, lr=F.lr, seed=F.seed, eval_every=max(1, F.steps // 5) if F.steps > 0 else 1,
+                     steps=F.steps, lr=F.lr, seed=F.seed, eval_every=max(1, F.steps // 5),
                      eval_size=1000)
     except ConfigError as e:
         fail(str(e))
