@@ -113,16 +113,16 @@ def config_from_flags() -> Config:
     return Config.from_dict(base)
 
 
-def check_writable(path: str) -> Path:
-    """Fail now, not after training, if the record cannot be written (leaves no file behind)."""
+def check_writable(path: str, flag: str = "--out") -> Path:
+    """Fail now, not after the work, if the file cannot be written (leaves no file behind)."""
     target = Path(path)
     if target.is_dir():
-        raise ConfigError(f"--out={path}: is a directory")
+        raise ConfigError(f"{flag}={path}: is a directory")
     try:
         with tempfile.NamedTemporaryFile(dir=target.parent or ".", prefix=".probe-"):
             pass
     except OSError as e:
-        raise ConfigError(f"--out={path}: cannot write there ({e.strerror})") from None
+        raise ConfigError(f"{flag}={path}: cannot write there ({e.strerror})") from None
     return target
 
 

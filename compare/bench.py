@@ -30,8 +30,8 @@ from absl import flags
 from rich.console import Console
 from rich.table import Table
 
-from common.cli import fail, run_app, write_atomic
-from common.config import Config
+from common.cli import check_writable, fail, run_app, write_atomic
+from common.config import Config, ConfigError
 from common.params import GATES, head_input_size, rnn_input_size
 
 CASES = {
@@ -190,9 +190,9 @@ def main(argv: list[str]) -> None:
     repeats = F.repeats or (2 if F.quick else 3)  # >= 2: compile is timed cold, then warm
     if F.json:
         try:
-            write_atomic(Path(F.json), "")  # fail now, not after the measurements
-        except OSError as e:
-            fail(f"--json={F.json}: cannot write there ({e.strerror})")
+            check_writable(F.json, flag="--json")  # fail now, not after the measurements
+        except ConfigError as e:
+            fail(str(e))
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     results = []
