@@ -108,14 +108,14 @@ class Trainer:
         self._loss_and_grads = jax.jit(make_loss_and_grads(self.model))
         self._forward = jax.jit(self.model.apply)
 
-    def _arrays(self, batch: Batch) -> tuple[jax.Array, ...]:
+    def _on_device(self, batch: Batch) -> tuple[jax.Array, ...]:
         return jax.device_put((batch.a, batch.b, batch.target, batch.h0), self.device)
 
     def compile(self, batch: Batch) -> float:
         """Compile ahead of time, so compile time is measured apart from step time."""
         cfg = self.cfg
         start = time.perf_counter()
-        self._train_step = self._train_step.lower(self.state, *self._arrays(batch)).compile()
+        self._train_step = self._train_step.lower(self.state, *self._on_device(batch)).compile()
         self._scorer((eval_chunk_size(cfg), cfg.positions))
         return time.perf_counter() - start
 
@@ -130,7 +130,7 @@ class Trainer:
         return self._scorers[shape]
 
     def step(self, batch: Batch) -> None:
-        self.state = self._train_step(self.state, *self._arrays(batch))
+        self.state = self._train_step(self.state, *self._on_device(batch))
 
     def loss(self) -> float:
         return float(jax.block_until_ready(self.state["loss"]))
@@ -139,7 +139,7 @@ class Trainer:
         return int(self.state["first_bad"]) or None
 
     def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
-        whole, right = self._scorer(chunk.a.shape)(self.state["params"], *self._arrays(chunk))
+        whole, right = self._scorer(chunk.a.shape)(self.state["params"], *self._on_device(chunk))
         return np.asarray(whole), np.asarray(right)
 
     def params(self) -> Params:
@@ -147,13 +147,13 @@ class Trainer:
 
     def logits(self, batch: Batch) -> np.ndarray:
         """Forward pass with the current parameters (for equivalence checks)."""
-        a, b, _, h0 = self._arrays(batch)
+        a, b, _, h0 = self._on_device(batch)
         logits, _ = self._forward({"params": self.state["params"]}, a, b, h0)
         return np.asarray(logits)
 
     def hidden_states(self, batch: Batch) -> np.ndarray:
         """(layers, batch, positions, hidden) outputs of every recurrent layer (for probes)."""
-        a, b, _, h0 = self._arrays(batch)
+        a, b, _, h0 = self._on_device(batch)
         _, state = self.model.apply({"params": self.state["params"]}, a, b, h0,
                                     capture_intermediates=lambda m, _: isinstance(m, RecurrentLayer))
         layers = state["intermediates"]
@@ -162,7 +162,7 @@ class Trainer:
 
     def gradients(self, batch: Batch) -> tuple[float, Params]:
         """Loss and parameter gradients (neutral names and layouts) without updating anything."""
-        (loss, _), grads = self._loss_and_grads(self.state["params"], *self._arrays(batch))
+        (loss, _), grads = self._loss_and_grads(self.state["params"], *self._on_device(batch))
         return float(loss), export_params(self.cfg, grads)
 
     def env(self) -> dict:

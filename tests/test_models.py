@@ -16,7 +16,7 @@ def forward(backend, cfg, batch):
     if backend == "torch":
         import torch
 
-        a, b, _, h0 = trainer._tensors(batch)
+        a, b, _, h0 = trainer._on_device(batch)
         with torch.no_grad():
             logits, final = trainer.model(a, b, h0)
         return logits.numpy(), final.numpy()

@@ -48,7 +48,7 @@ class Trainer:
         # Divergence is tracked on the device so no step has to wait for the host.
         self.first_bad = torch.zeros((), dtype=torch.int64, device=self.device)
 
-    def _tensors(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+    def _on_device(self, batch: Batch) -> tuple[torch.Tensor, ...]:
         to = lambda x: torch.from_numpy(x).to(self.device, non_blocking=True)  # noqa: E731
         return to(batch.a).long(), to(batch.b).long(), to(batch.target).long(), to(batch.h0)
 
@@ -56,7 +56,7 @@ class Trainer:
         return None  # eager: nothing to compile
 
     def step(self, batch: Batch) -> None:
-        a, b, target, h0 = self._tensors(batch)
+        a, b, target, h0 = self._on_device(batch)
         if self.cfg.carry_state and self.carry is not None:
             h0 = self.carry
         self.model.train()
@@ -73,12 +73,9 @@ class Trainer:
         newly_bad = (self.first_bad == 0) & ~torch.isfinite(self.last_loss)
         self.first_bad = torch.where(newly_bad, self.step_count, self.first_bad)
 
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def loss(self) -> float:
-        self.sync()
+        if self.device.type == "cuda":  # wait for the queued steps, as JAX's block_until_ready does
+            torch.cuda.synchronize(self.device)
         return float(self.last_loss)
 
     def nonfinite_step(self) -> int | None:
@@ -88,7 +85,7 @@ class Trainer:
     @torch.no_grad()
     def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
         """Per sequence: whole sum right (bool), and how many digits are right."""
-        a, b, target, h0 = self._tensors(chunk)
+        a, b, target, h0 = self._on_device(chunk)
         self.model.eval()
         logits, _ = self.model(a, b, h0)
         right = logits.argmax(-1) == target
@@ -100,18 +97,18 @@ class Trainer:
     @torch.no_grad()
     def logits(self, batch: Batch) -> np.ndarray:
         """Forward pass with the current parameters (for equivalence checks)."""
-        a, b, _, h0 = self._tensors(batch)
+        a, b, _, h0 = self._on_device(batch)
         return self.model(a, b, h0)[0].cpu().numpy()
 
     @torch.no_grad()
     def hidden_states(self, batch: Batch) -> np.ndarray:
         """(layers, batch, positions, hidden) outputs of every recurrent layer (for probes)."""
-        a, b, _, h0 = self._tensors(batch)
+        a, b, _, h0 = self._on_device(batch)
         return self.model.hidden_states(a, b, h0).cpu().numpy()
 
     def gradients(self, batch: Batch) -> tuple[float, Params]:
         """Loss and parameter gradients (neutral names and layouts) without updating anything."""
-        a, b, target, h0 = self._tensors(batch)
+        a, b, target, h0 = self._on_device(batch)
         self.model.zero_grad(set_to_none=True)
         loss = loss_fn(self.model(a, b, h0)[0], target)
         loss.backward()
