@@ -7,6 +7,7 @@ ahead of time inside `Trainer.compile`, reported as `compile_s` apart from step 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -70,76 +71,156 @@ def probe_carry(cfg: Config, trainer: Trainer, held_out: Batch) -> dict[str, Any
     return probe_states(sample, trainer.hidden_states(sample), cfg.base, cfg.order)
 
 
+class Lockstep(Protocol):
+    """Several runs (seeds of one config) trained by one program: one step advances them all.
+
+    `views[k]` answers for run k alone (loss, divergence, scores, hidden states).
+    """
+
+    views: list[Trainer]
+
+    def compile(self, batches: list[Batch]) -> float | None: ...
+
+    def step(self, batches: list[Batch]) -> None: ...
+
+
+class Alone:
+    """One trainer as a group of one, so a single run and a lockstep group share one loop."""
+
+    def __init__(self, trainer: Trainer):
+        self.views = [trainer]
+
+    def compile(self, batches: list[Batch]) -> float | None:
+        return self.views[0].compile(batches[0])
+
+    def step(self, batches: list[Batch]) -> None:
+        self.views[0].step(batches[0])
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the loop keeps for one run of a group."""
+
+    cfg: Config
+    trainer: Trainer
+    held_out: Batch
+    curve: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    status: str = "ok"
+    diverged_step: int | None = None
+    lengths: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    probe: dict[str, Any] | None = None
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    total_s: float = 0.0
+    done: bool = False
+
+    def finish(self, t0: float, train_s: float) -> None:
+        """Scores that need the weights as they are now, once the run stops."""
+        if self.status == "ok":
+            self.lengths = score_lengths(self.cfg, self.trainer)
+            if self.cfg.probe and self.cfg.cell != "none":
+                self.probe = probe_carry(self.cfg, self.trainer, self.held_out)
+        self.train_s = train_s  # the group's training time until this run stopped
+        self.total_s = time.perf_counter() - t0
+        self.done = True
+
+
 def fit(cfg: Config, trainer: Trainer,
         on_step: Callable[[int], None] | None = None,
         on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train for cfg.steps, evaluating every cfg.eval_every steps; returns status, curve, timing."""
-    held_out = eval_set(cfg)
-    first_batch = train_batch(cfg, 1)
+    return fit_lockstep([cfg], Alone(trainer), on_step,
+                        on_eval and (lambda _, point: on_eval(point)))[0]
+
+
+def fit_lockstep(cfgs: list[Config], group: Lockstep,
+                 on_step: Callable[[int], None] | None = None,
+                 on_eval: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """`fit` for runs that differ only in seed and advance together; one record per run.
+
+    A run that is solved (with stop_when_solved) or diverges is finished at once, with its
+    weights as they are then; the others go on. Step times are those of the whole group.
+    """
+    cfg = cfgs[0]
+    runs = [_Run(c, view, eval_set(c)) for c, view in zip(cfgs, group.views)]
+    first_batches = [train_batch(c, 1) for c in cfgs]
 
     t0 = time.perf_counter()
-    compile_s = trainer.compile(first_batch)
-    curve: list[dict[str, Any]] = []
+    compile_s = group.compile(first_batches)
     per_step: list[float] = []  # seconds per step over each eval interval after step 1
-    train_s = eval_s = first_step_s = 0.0
-    status, diverged_step = "ok", None
+    train_s = first_step_s = 0.0
 
     mark = time.perf_counter()
     last_step = 0
     for step in range(1, cfg.steps + 1):
-        trainer.step(first_batch if step == 1 else train_batch(cfg, step))
+        group.step(first_batches if step == 1 else [train_batch(c, step) for c in cfgs])
         if on_step:
             on_step(step)
         if step == 1:
-            trainer.loss()  # one extra sync so warm-up cost is reported apart from steady state
+            runs[0].trainer.loss()  # one extra sync so warm-up cost is reported apart from steady state
             first_step_s = time.perf_counter() - mark
             train_s += first_step_s
             mark, last_step = time.perf_counter(), 1
         if step % cfg.eval_every and step != cfg.steps:
             continue
 
-        loss = trainer.loss()
+        losses = [run.trainer.loss() for run in runs]  # the first waits for the device
         now = time.perf_counter()
         if step > last_step:
             per_step.append((now - mark) / (step - last_step))
             train_s += now - mark
-        diverged_step = trainer.nonfinite_step()
-        if diverged_step is not None:
-            status = "diverged"
-            break
-        exact_acc, digit_acc = evaluate(cfg, trainer, held_out)
+        for k, (run, loss) in enumerate(zip(runs, losses)):
+            if run.done:
+                continue
+            run.diverged_step = run.trainer.nonfinite_step()
+            if run.diverged_step is not None:
+                run.status = "diverged"
+                run.finish(t0, train_s)
+                continue
+            start = time.perf_counter()
+            exact_acc, digit_acc = evaluate(run.cfg, run.trainer, run.held_out)
+            run.eval_s += time.perf_counter() - start
+            run.curve.append({"step": step, "loss": loss, "exact_acc": exact_acc,
+                              "digit_acc": digit_acc, "elapsed_s": time.perf_counter() - t0,
+                              "train_s": train_s + (compile_s or 0.0)})
+            if on_eval:
+                on_eval(k, run.curve[-1])
+            if run.cfg.stop_when_solved and exact_acc == 1.0:
+                run.finish(t0, train_s)
         mark, last_step = time.perf_counter(), step
-        eval_s += mark - now
-        curve.append({"step": step, "loss": loss, "exact_acc": exact_acc,
-                      "digit_acc": digit_acc, "elapsed_s": mark - t0,
-                      "train_s": train_s + (compile_s or 0.0)})
-        if on_eval:
-            on_eval(curve[-1])
-        if cfg.stop_when_solved and exact_acc == 1.0:
+        if all(run.done for run in runs):
             break
+    for run in runs:
+        if not run.done:
+            run.finish(t0, train_s)
 
-    trained = status == "ok"
-    lengths = score_lengths(cfg, trainer) if trained else []
-    probe = probe_carry(cfg, trainer, held_out) if trained and cfg.probe and cfg.cell != "none" else None
-    solved = next((p for p in curve if p["exact_acc"] == 1.0), None)
     step_s = statistics.median(per_step) if per_step else first_step_s
+    return [_record(run, compile_s, first_step_s, step_s, len(runs)) for run in runs]
+
+
+def _record(run: _Run, compile_s: float | None, first_step_s: float, step_s: float,
+            group_size: int) -> dict[str, Any]:
+    solved = next((p for p in run.curve if p["exact_acc"] == 1.0), None)
     return {
-        "status": status,
-        "diverged_step": diverged_step,
-        "curve": curve,
-        "lengths": lengths,  # accuracy on other operand lengths (cfg.test_lengths)
-        "probe": probe,      # carry probe accuracy per layer (cfg.probe)
+        "status": run.status,
+        "diverged_step": run.diverged_step,
+        "curve": run.curve,
+        "lengths": run.lengths,  # accuracy on other operand lengths (cfg.test_lengths)
+        "probe": run.probe,      # carry probe accuracy per layer (cfg.probe)
         "timing": {
             "compile_s": compile_s,
             "first_step_s": first_step_s,
             "step_s_median": step_s,
             "steps_per_s": 1 / step_s if step_s > 0 else None,
-            "train_s": train_s,
-            "eval_s": eval_s,
-            "total_s": time.perf_counter() - t0,
+            "train_s": run.train_s,
+            "eval_s": run.eval_s,
+            "total_s": run.total_s,
             "solve_step": solved["step"] if solved else None,
             "solve_s": solved["elapsed_s"] if solved else None,
             # The same without eval time: compile plus training steps only.
             "solve_train_s": solved["train_s"] if solved else None,
+            "runs_in_program": group_size,  # > 1: this many seeds shared each step (jax vmap)
+            # Throughput comparable across backends: training steps of single runs per second.
+            "run_steps_per_s": group_size / step_s if step_s > 0 else None,
         },
     }
