@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.config import CHOICES, Config, ConfigError
-from common.loop import fit
+from common.loop import Alone, fit_lockstep
 from common.threads import pin_threads
 
 FLAGS = flags.FLAGS
@@ -136,25 +136,30 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def train_with_progress(cfg: Config, trainer, console: Console) -> dict[str, Any]:
+def train_with_progress(cfgs: list[Config], group, console: Console) -> list[dict[str, Any]]:
+    """fit_lockstep with a progress bar and one line per eval (per seed, when there are several)."""
+    cfg = cfgs[0]
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[last]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("training", total=cfg.steps, last="")
 
-        def on_eval(point: dict[str, Any]) -> None:
-            line = (f"step {point['step']:>6}  loss {point['loss']:.4g}  exact {point['exact_acc']:.4f}"
+        def on_eval(k: int, point: dict[str, Any]) -> None:
+            seed = f"seed {cfgs[k].seed}  " if len(cfgs) > 1 else ""
+            line = (f"{seed}step {point['step']:>6}  loss {point['loss']:.4g}  exact {point['exact_acc']:.4f}"
                     f"  digit {point['digit_acc']:.4f}  {point['elapsed_s']:.1f}s")
             progress.update(task, last=line)
             progress.console.print(line, highlight=False)
 
-        return fit(cfg, trainer, on_step=lambda s: progress.update(task, completed=s), on_eval=on_eval)
+        return fit_lockstep(cfgs, group, on_step=lambda s: progress.update(task, completed=s),
+                            on_eval=on_eval)
 
 
 def summarise(record: dict[str, Any]) -> str:
     t, final = record["timing"], record["final"]
     cfg = record["config"]
-    what = f"{record['backend']} {cfg['cell']} {cfg['layers']}x{cfg['hidden']}, {cfg['digits']} digits"
+    what = (f"{record['backend']} {cfg['cell']} {cfg['layers']}x{cfg['hidden']}, {cfg['digits']} digits, "
+            f"seed {cfg['seed']}")
     if record["status"] == "error":
         return f"{what}: error: {record['error']}"
     solved = (f"100% exact at step {t['solve_step']} ({t['solve_s']:.2f} s)" if t["solve_step"]
@@ -176,27 +181,32 @@ def summarise(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(backend: str, cfg: Config, console: Console) -> dict[str, Any]:
-    """Train one config on one backend and return its run record."""
+def run(backend: str, cfg: Config, console: Console, seeds: int = 1) -> list[dict[str, Any]]:
+    """Train seeds cfg.seed … cfg.seed + seeds - 1 of one config on one backend; their run records.
+
+    Several seeds share one compiled program (train.SeedGroup: JAX vmap) and advance together.
+    """
+    cfgs = [cfg.replace(seed=cfg.seed + k) for k in range(seeds)]
     cores = pin_threads(cfg.threads)
     train = importlib.import_module(f"{backend}_impl.train")  # after pinning: frameworks size pools at start
-    trainer = train.Trainer(cfg)
-    record: dict[str, Any] = {
-        "backend": backend,
-        "config": cfg.to_dict(),
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "env": {**trainer.env(), "cores": cores, "python": platform.python_version(),
-                "host": platform.node()},
-    }
+    group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
+    env = {**group.views[0].env(), "cores": cores, "python": platform.python_version(),
+           "host": platform.node()}
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     try:
-        record.update(train_with_progress(cfg, trainer, console))
-        record["error"] = None
-    except Exception as e:  # a crash mid-run still yields a record saying so
-        record.update(status="error", error=f"{type(e).__name__}: {e}", diverged_step=None,
-                      curve=[], timing=None)
-    last = record["curve"][-1] if record["curve"] else None
-    record["final"] = {k: last[k] if last else None for k in ("step", "loss", "exact_acc", "digit_acc")}
-    return record
+        results = train_with_progress(cfgs, group, console)
+        for result in results:
+            result["error"] = None
+    except Exception as e:  # a crash mid-run still yields records saying so
+        results = [{"status": "error", "error": f"{type(e).__name__}: {e}", "diverged_step": None,
+                    "curve": [], "timing": None} for _ in cfgs]
+    records = []
+    for c, result in zip(cfgs, results):
+        last = result["curve"][-1] if result["curve"] else None
+        records.append({"backend": backend, "config": c.to_dict(), "started_at": started, "env": env,
+                        **result, "final": {k: last[k] if last else None
+                                            for k in ("step", "loss", "exact_acc", "digit_acc")}})
+    return records
 
 
 def run_app(main, define) -> None:
@@ -206,23 +216,34 @@ def run_app(main, define) -> None:
 
 
 def run_backend(backend: str) -> None:
+    def define() -> None:
+        define_flags()
+        if backend == "jax":
+            flags.DEFINE_integer("vmap_seeds", 1, "train seeds seed … seed+K-1 together in one "
+                                 "compiled program (jax.vmap); --out then holds a JSON list of K records")
+
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+        seeds = FLAGS.vmap_seeds if backend == "jax" else 1
         try:
+            if seeds < 1:
+                raise ConfigError(f"--vmap_seeds={seeds}: must be >= 1")
             cfg = config_from_flags()
             out = check_writable(FLAGS.out) if FLAGS.out else None
             console = Console(highlight=False)
-            record = run(backend, cfg, console)
+            records = run(backend, cfg, console, seeds)
         except ConfigError as e:
             fail(str(e))
-        if record["status"] != "error":
-            console.print(summarise(record))
-        else:
-            print(f"error: {record['error']}", file=sys.stderr)
+        errors = {r["error"] for r in records if r["status"] == "error"}
+        if errors:
+            print("\n".join(f"error: {e}" for e in sorted(errors)), file=sys.stderr)
+        for record in records:
+            if record["status"] != "error":
+                console.print(summarise(record))
         if out:
-            write_atomic(out, json.dumps(record, indent=1) + "\n")
-            console.print(f"run record written to {out}")
-        sys.exit(1 if record["status"] == "error" else 0)
+            write_atomic(out, json.dumps(records if seeds > 1 else records[0], indent=1) + "\n")
+            console.print(f"run record{'s' if seeds > 1 else ''} written to {out}")
+        sys.exit(1 if errors else 0)
 
-    run_app(main, define_flags)
+    run_app(main, define)

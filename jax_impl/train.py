@@ -167,3 +167,68 @@ class Trainer:
 
     def env(self) -> dict:
         return runtime.describe(self.device)
+
+
+class SeedGroup:
+    """Several seeds of one config trained by one compiled program: the training step is
+    `jax.vmap`ped over a leading seed axis of the state and the batches (common.loop.Lockstep).
+
+    views[k] is a Trainer for seed k whose state is the k-th slice of the group's state, so
+    evaluation, probes and exports work on one seed exactly as for a run of its own.
+    """
+
+    def __init__(self, cfgs: list[Config]):
+        cfg = cfgs[0]
+        if any(c.replace(seed=cfg.seed) != cfg for c in cfgs):
+            raise ValueError("a SeedGroup trains seeds of one config; the configs differ otherwise")
+        self.views = [_SeedView(c, self, k) for k, c in enumerate(cfgs)]
+        for view in self.views[1:]:
+            view._scorers = self.views[0]._scorers  # same shapes: compile the eval programs once
+        self.state: State = jax.tree.map(lambda *xs: jnp.stack(xs), *(v._initial for v in self.views))
+        for view in self.views:
+            view._initial = None  # from now on each view reads its slice of self.state
+        self._slices: dict[int, State] = {}
+        train_step = make_train_step(cfg, self.views[0].model, make_optimizer(cfg))
+        self._train_step = jax.jit(jax.vmap(train_step), donate_argnums=0)
+
+    def state_of(self, k: int) -> State:
+        if k not in self._slices:
+            self._slices[k] = jax.tree.map(lambda x: x[k], self.state)
+        return self._slices[k]
+
+    def _on_device(self, batches: list[Batch]) -> tuple[jax.Array, ...]:
+        stacked = (np.stack([getattr(b, f) for b in batches]) for f in ("a", "b", "target", "h0"))
+        return jax.device_put(tuple(stacked), self.views[0].device)
+
+    def compile(self, batches: list[Batch]) -> float:
+        cfg = self.views[0].cfg
+        start = time.perf_counter()
+        self._train_step = self._train_step.lower(self.state, *self._on_device(batches)).compile()
+        self.views[0]._scorer((eval_chunk_size(cfg), cfg.positions))
+        return time.perf_counter() - start
+
+    def step(self, batches: list[Batch]) -> None:
+        self.state = self._train_step(self.state, *self._on_device(batches))
+        self._slices.clear()
+
+
+class _SeedView(Trainer):
+    """Seed k of a SeedGroup; it reads its state from the group and never steps alone."""
+
+    def __init__(self, cfg: Config, group: SeedGroup, k: int):
+        self._group, self._k, self._initial = group, k, None
+        super().__init__(cfg)
+
+    @property
+    def state(self) -> State:
+        return self._initial if self._initial is not None else self._group.state_of(self._k)
+
+    @state.setter
+    def state(self, value: State) -> None:  # only Trainer.__init__ sets it
+        self._initial = value
+
+    def compile(self, batch: Batch) -> float:
+        raise TypeError("a seed of a SeedGroup is compiled by the group")
+
+    def step(self, batch: Batch) -> None:
+        raise TypeError("a seed of a SeedGroup is stepped by the group")
