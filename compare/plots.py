@@ -124,12 +124,12 @@ def timing(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
     width = 0.8 / len(backends)
     x = np.arange(len(labels))
     for k, backend in enumerate(backends):
-        for ax, key in ((speed_ax, "steps_per_s"), (compile_ax, "compile_s")):
+        for ax, key in ((speed_ax, "run_steps_per_s"), (compile_ax, "compile_s")):
             est = [groups[label][backend].timing(key) if backend in groups[label] else Estimate(None, None, 0)
                    for label in labels]
             ax.bar(x + (k - (len(backends) - 1) / 2) * width, [e.mean or 0 for e in est], width,
                    yerr=[e.ci or 0 for e in est], color=COLOURS.get(backend), label=backend, capsize=2)
-    speed_ax.set_ylabel("training steps/s (median step)")
+    speed_ax.set_ylabel("training steps/s per run (median step)")
     compile_ax.set_ylabel("compile s (PyTorch: eager, none)")
     for ax in (speed_ax, compile_ax):
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)

@@ -35,13 +35,13 @@ def _summary_rows(sweep: str, groups: dict[str, dict[str, Group]]) -> list[dict[
             if {"jax", "torch"} <= set(by_backend) else None
         for backend, g in sorted(by_backend.items()):
             final, solve = g.final_exact(), g.solve_step()
-            speed, compile_s = g.timing("steps_per_s"), g.timing("compile_s")
+            speed, compile_s = g.timing("run_steps_per_s"), g.timing("compile_s")
             rows.append({
                 "sweep": sweep, "config": label, "backend": backend, "runs": len(g.records),
                 "ok": g.count("ok"), "diverged": g.count("diverged"), "errors": g.count("error"),
                 "solved": g.solved, "final_exact_mean": final.mean, "final_exact_ci95": final.ci,
                 "solve_step_mean": solve.mean, "solve_step_ci95": solve.ci, "step_cap": g.cap,
-                "steps_per_s_mean": speed.mean, "steps_per_s_ci95": speed.ci,
+                "run_steps_per_s_mean": speed.mean, "run_steps_per_s_ci95": speed.ci,
                 "compile_s_mean": compile_s.mean,
                 "loss_curve_gap": agree.curve_gap if agree else None,
                 "curves": agree.curves if agree else "",
@@ -88,8 +88,13 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
         for backend, g in sorted(by_backend.items()):
             lines.append(f"| {label} | {backend} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
                          f"{g.count('error')}) | {g.solved}/{len(g.records)} | {g.final_exact()} | "
-                         f"{_solve_text(g)} | {g.timing('steps_per_s')} | {g.timing('compile_s')} |")
+                         f"{_solve_text(g)} | {g.timing('run_steps_per_s')} | {g.timing('compile_s')} |")
     lines.append("")
+    shared = max((r["timing"] or {}).get("runs_in_program", 1) for r in records)
+    if shared > 1:
+        lines += [f"Steps/s counts steps of single runs: JAX trained up to {shared} seeds at once in "
+                  "one vmapped program (`--vmap_seeds`), so its figure is the group's steps/s times "
+                  "the seeds in it.", ""]
 
     agreements = [agreement(label, g["jax"], g["torch"]) for label, g in groups.items()
                   if {"jax", "torch"} <= set(g)]

@@ -41,6 +41,8 @@ def define_flags() -> None:
     flags.DEFINE_string("out", None, "output directory (default results/SWEEP-PRESET)")
     flags.DEFINE_multi_string("set", [], "override a config field for the whole sweep, e.g. --set digits=50")
     flags.DEFINE_integer("jobs", 1, "runs executed in parallel (timings compare only at equal --jobs)")
+    flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
+                      "program (one process; step times are then per group of seeds)")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -121,7 +123,7 @@ def main(argv: list[str]) -> None:
     console.print(f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
                   f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
     start = time.perf_counter()
-    execute(runs, out_dir, F.jobs, console)
+    execute(runs, out_dir, F.jobs, console, F.vmap_seeds)
     wanted = {r.key for r in runs}
     records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]
     header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",

@@ -68,40 +68,74 @@ def _worker_setup(cores: list[int]):
 
 
 class _Worker:
-    def __init__(self, run: Run, scratch: Path, cores: list[int]):
-        self.run, self.cores = run, cores
-        self.config_path = scratch / f"{run.key}.config.json"
-        self.record_path = scratch / f"{run.key}.json"
-        self.log_path = scratch.parent / "logs" / f"{run.key}.log"
-        self.config_path.write_text(run.config.to_json())
+    """One backend process for a unit of runs: one run, or (JAX with vmap) consecutive seeds of
+    one config trained together by `python -m jax_impl --vmap_seeds K`."""
+
+    def __init__(self, runs: list[Run], scratch: Path, cores: list[int]):
+        self.runs, self.cores = runs, cores
+        first = runs[0]
+        self.config_path = scratch / f"{first.key}.config.json"
+        self.record_path = scratch / f"{first.key}.json"
+        self.log_path = scratch.parent / "logs" / f"{first.key}.log"
+        self.config_path.write_text(first.config.to_json())
         self.record_path.unlink(missing_ok=True)
         self.log = open(self.log_path, "w")
+        vmap = ["--vmap_seeds", str(len(runs))] if len(runs) > 1 else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"{run.backend}_impl", "--config", str(self.config_path),
-             "--out", str(self.record_path)],
+            [sys.executable, "-m", f"{first.backend}_impl", "--config", str(self.config_path),
+             "--out", str(self.record_path), *vmap],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             preexec_fn=_worker_setup(cores))
 
-    def record(self) -> dict[str, Any]:
+    @property
+    def what(self) -> str:
+        first, seeds = self.runs[0], [r.config.seed for r in self.runs]
+        return f"{first.backend} {first.label} seed{'s' if len(seeds) > 1 else ''} " + ",".join(map(str, seeds))
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per run, in the order of self.runs."""
         self.log.close()
         if self.record_path.exists():
-            record = json.loads(self.record_path.read_text())
+            written = json.loads(self.record_path.read_text())
+            records = written if isinstance(written, list) else [written]
         else:  # killed or crashed before it could write anything
             tail = self.log_path.read_text().strip().splitlines()[-1:] or ["no output"]
-            record = {"backend": self.run.backend, "config": self.run.config.to_dict(),
-                      "status": "error", "error": f"worker exit {self.proc.returncode}: {tail[0]}",
-                      "diverged_step": None, "curve": [], "timing": None, "env": None,
-                      "final": {"step": None, "loss": None, "exact_acc": None, "digit_acc": None}}
+            records = [{"backend": run.backend, "config": run.config.to_dict(),
+                        "status": "error", "error": f"worker exit {self.proc.returncode}: {tail[0]}",
+                        "diverged_step": None, "curve": [], "timing": None, "env": None,
+                        "final": {"step": None, "loss": None, "exact_acc": None, "digit_acc": None}}
+                       for run in self.runs]
         self.config_path.unlink(missing_ok=True)
         self.record_path.unlink(missing_ok=True)
-        return record
+        return records
 
 
-def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console) -> dict[str, dict[str, Any]]:
+def work_units(todo: list[Run], vmap_seeds: bool) -> list[list[Run]]:
+    """Runs grouped into worker processes, in order. With vmap_seeds, the JAX runs of one config
+    whose seeds follow each other share a process (and one vmapped program)."""
+    units: list[list[Run]] = []
+    open_units: dict[tuple, list[Run]] = {}
+    for run in todo:
+        if not vmap_seeds or run.backend != "jax":
+            units.append([run])
+            continue
+        family = (run.sweep, run.label, run.config.replace(seed=0))
+        unit = open_units.get(family)
+        if unit and unit[-1].config.seed + 1 == run.config.seed:
+            unit.append(run)
+        else:
+            open_units[family] = [run]
+            units.append(open_units[family])
+    return units
+
+
+def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
+            vmap_seeds: bool = False) -> dict[str, dict[str, Any]]:
     """Run whatever of `runs` is not in out_dir/results.jsonl yet; returns every record by key."""
     results_path = out_dir / RESULTS
     done = load_results(results_path)
     todo = [r for r in runs if r.key not in done]
+    units = work_units(todo, vmap_seeds)
     scratch = out_dir / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     (out_dir / "logs").mkdir(exist_ok=True)
@@ -117,26 +151,25 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console) -> dict
                TextColumn("{task.fields[now]}"))
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("runs", total=len(runs), completed=len(runs) - len(todo), now="")
-        while todo or running:
+        while units or running:
             for slot in range(jobs):
-                if slot not in running and todo:
-                    run = todo.pop(0)
-                    running[slot] = _Worker(run, scratch, slot_cores(slot, run.config.threads))
-            progress.update(task, now=" | ".join(f"{w.run.backend} {w.run.label} seed {w.run.config.seed}"
-                                                 for w in running.values()))
+                if slot not in running and units:
+                    unit = units.pop(0)
+                    running[slot] = _Worker(unit, scratch, slot_cores(slot, unit[0].config.threads))
+            progress.update(task, now=" | ".join(w.what for w in running.values()))
             time.sleep(0.05)
             for slot, worker in list(running.items()):
                 if worker.proc.poll() is None:
                     continue
                 del running[slot]
-                run = worker.run
-                record = {**worker.record(), "key": run.key, "sweep": run.sweep, "label": run.label,
-                          "point": dict(run.point), "jobs": jobs}
-                append_result(results_path, record)
-                done[run.key] = record
-                if record["status"] == "error":
-                    progress.console.print(f"[red]error[/] {run.backend} {run.label} seed "
-                                           f"{run.config.seed}: {record['error']}")
-                progress.advance(task)
+                for run, written in zip(worker.runs, worker.records()):
+                    record = {**written, "key": run.key, "sweep": run.sweep, "label": run.label,
+                              "point": dict(run.point), "jobs": jobs}
+                    append_result(results_path, record)
+                    done[run.key] = record
+                    if record["status"] == "error":
+                        progress.console.print(f"[red]error[/] {run.backend} {run.label} seed "
+                                               f"{run.config.seed}: {record['error']}")
+                    progress.advance(task)
     shutil.rmtree(scratch, ignore_errors=True)
     return done
