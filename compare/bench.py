@@ -3,6 +3,9 @@
     python -m compare.bench --quick                 # about a minute
     python -m compare.bench --json bench.json       # every case, 1 and 2 threads, 3 repeats
 
+It also times K seeds of the canonical config trained together by one vmapped JAX program
+(--vmap_seeds, default 4) against K single runs one after another.
+
 Each measurement runs in its own process (this module with --worker), pinned to the same cores
 for both backends, interleaved A B A B over repeats. A worker reports: import and model-build
 time; compile (JAX's ahead-of-time compile; PyTorch is eager) and first-step time; the
@@ -83,16 +86,31 @@ def _matmul_peak(backend: str, size: int = 1024, repeats: int = 10) -> float:
     return flop / best / 1e9
 
 
-def _time_steps(trainer, batches, blocks: int, block_steps: int) -> list[float]:
+def _time_steps(step, sync, batches, blocks: int, block_steps: int) -> list[float]:
     """Seconds per step for each timed block (device synchronised at each block's end)."""
     times = []
     for _ in range(blocks):
         start = time.perf_counter()
         for i in range(block_steps):
-            trainer.step(batches[i % len(batches)])
-        trainer.loss()
+            step(batches[i % len(batches)])
+        sync()
         times.append((time.perf_counter() - start) / block_steps)
     return times
+
+
+def vmap_worker(case: str, threads: int, seeds: int, quick: bool) -> dict[str, Any]:
+    """JAX: the step time of `seeds` seeds trained together by one vmapped program."""
+    from common.data import train_batch
+    from jax_impl.train import SeedGroup
+
+    cfgs = [CASES[case].replace(threads=threads, seed=k) for k in range(seeds)]
+    batches = [[train_batch(c, k) for c in cfgs] for k in range(1, 5)]
+    group = SeedGroup(cfgs)
+    compile_s = group.compile(batches[0])
+    group.step(batches[0])
+    step_times = _time_steps(group.step, group.views[0].loss, batches, 5, 5 if quick else 15)
+    return {"backend": "jax", "case": case, "seeds": seeds, "compile_s": compile_s,
+            "step_s": statistics.median(step_times)}
 
 
 def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]:
@@ -120,7 +138,7 @@ def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]
 
     long = cfg.digits >= 1000
     blocks, block_steps = (3, 2) if long else (5, 10 if quick else 30)
-    step_times = _time_steps(trainer, batches, blocks, block_steps)
+    step_times = _time_steps(trainer.step, trainer.loss, batches, blocks, block_steps)
     out = {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s,
            "data_s": data_s, "compile_s": compile_s, "first_step_s": first_step_s,
            "step_s": statistics.median(step_times), "step_s_all": step_times,
@@ -136,10 +154,11 @@ def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]
 
 # ---------------------------------------------------------------- parent: interleave, aggregate
 
-def _spawn(backend: str, case: str, threads: int, quick: bool, cache_dir: str) -> dict[str, Any]:
+def _spawn(backend: str, case: str, threads: int, quick: bool, cache_dir: str,
+           seeds: int = 1) -> dict[str, Any]:
     cores = sorted(os.sched_getaffinity(0))[:threads]
     cmd = [sys.executable, "-m", "compare.bench", "--worker", f"--backend={backend}",
-           f"--case={case}", f"--threads={threads}"] + (["--quick"] if quick else [])
+           f"--case={case}", f"--threads={threads}", f"--seeds={seeds}"] + (["--quick"] if quick else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ADDER_JAX_CACHE": cache_dir},
                           preexec_fn=lambda: os.sched_setaffinity(0, cores))
     if proc.returncode != 0:
@@ -178,7 +197,10 @@ def main(argv: list[str]) -> None:
         from common.threads import pin_threads
 
         pin_threads(F.threads)
-        print(json.dumps(worker(F.backend, F.case, F.threads, F.quick)))
+        if F.seeds > 1:
+            print(json.dumps(vmap_worker(F.case, F.threads, F.seeds, F.quick)))
+        else:
+            print(json.dumps(worker(F.backend, F.case, F.threads, F.quick)))
         return
     cases = list(QUICK_CASES if F.quick else CASES) if not F.cases else F.cases
     unknown = [c for c in cases if c not in CASES]
@@ -187,6 +209,8 @@ def main(argv: list[str]) -> None:
     if not all(t.isdigit() and int(t) >= 1 for t in F.thread_counts):
         fail(f"--thread_counts={','.join(F.thread_counts)}: must be positive integers")
     thread_counts = [int(t) for t in F.thread_counts]
+    if F.vmap_seeds < 0 or F.vmap_seeds == 1:
+        fail(f"--vmap_seeds={F.vmap_seeds}: must be 0 (skip) or >= 2")
     repeats = F.repeats or (2 if F.quick else 3)  # >= 2: compile is timed cold, then warm
     if F.json:
         try:
@@ -213,10 +237,46 @@ def main(argv: list[str]) -> None:
                         s["machine_peak_gflops"] = peak
                     results.append({"case": case, "threads": threads, "backend": backend,
                                     "flops_per_step": flops_per_step(CASES[case]), **s})
-    _print_table(console, results)
+                if F.vmap_seeds and case == "canonical" and "error" not in summaries["jax"]:
+                    status.update(f"{case}, {threads} thread(s), {F.vmap_seeds} seeds in one vmapped program")
+                    results.append(_vmap_row(case, threads, F.vmap_seeds, repeats, F.quick,
+                                             summaries["jax"]["step_s"]))
+    _print_table(console, [r for r in results if r["backend"] in BACKENDS])
+    _print_vmap_table(console, [r for r in results if r["backend"] == "jax-vmap"])
     if F.json:
         write_atomic(Path(F.json), json.dumps(results, indent=1) + "\n")
         console.print(f"written to {F.json}")
+
+
+def _vmap_row(case: str, threads: int, seeds: int, repeats: int, quick: bool,
+              single_step_s: float) -> dict[str, Any]:
+    """K seeds in one vmapped program against K runs one after another (JAX's own step time)."""
+    with tempfile.TemporaryDirectory() as cache_dir:
+        samples = [_spawn("jax", case, threads, quick, cache_dir, seeds) for _ in range(repeats)]
+    ok = [s for s in samples if "error" not in s]
+    row = {"case": case, "threads": threads, "backend": "jax-vmap", "seeds": seeds}
+    if not ok:
+        return {**row, "error": samples[0]["error"]}
+    group_step_s = statistics.median(s["step_s"] for s in ok)
+    return {**row, "group_step_s": group_step_s, "single_step_s": single_step_s,
+            "compile_cold_s": ok[0]["compile_s"], "speedup": seeds * single_step_s / group_step_s}
+
+
+def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = Table(title="JAX: K seeds in one vmapped program vs K runs one after another")
+    for col in ("case", "thr", "K", "group step ms", "per seed ms", "single run step ms", "speed-up",
+                "compile s (cold)"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "case" else "right")
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["case"], str(r["threads"]), str(r["seeds"]), f"error: {r['error']}")
+            continue
+        table.add_row(r["case"], str(r["threads"]), str(r["seeds"]), f"{1e3 * r['group_step_s']:.2f}",
+                      f"{1e3 * r['group_step_s'] / r['seeds']:.2f}", f"{1e3 * r['single_step_s']:.2f}",
+                      f"x{r['speedup']:.2f}", f"{r['compile_cold_s']:.2f}")
+    console.print(table)
 
 
 def _print_table(console: Console, results: list[dict[str, Any]]) -> None:
@@ -251,10 +311,13 @@ def define_flags() -> None:
     flags.DEFINE_list("thread_counts", ["1", "2"], "thread counts to measure at")
     flags.DEFINE_integer("repeats", 0, "repeats per backend (default 3, 2 with --quick)")
     flags.DEFINE_string("json", None, "also write the results to this JSON file")
+    flags.DEFINE_integer("vmap_seeds", 4, "also time this many seeds of the canonical config in one "
+                         "vmapped JAX program (0: skip)")
     flags.DEFINE_bool("worker", False, "internal: measure one backend and case, print JSON")
     flags.DEFINE_string("backend", None, "internal (--worker)")
     flags.DEFINE_string("case", None, "internal (--worker)")
     flags.DEFINE_integer("threads", 1, "internal (--worker)")
+    flags.DEFINE_integer("seeds", 1, "internal (--worker): > 1 times a vmapped SeedGroup")
 
 
 if __name__ == "__main__":

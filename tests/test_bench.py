@@ -26,7 +26,10 @@ def test_bench_measures_both_backends(tmp_path):
                             timeout=900)
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
-    assert {r["backend"] for r in rows} == {"jax", "torch"}
+    assert {r["backend"] for r in rows} == {"jax", "torch", "jax-vmap"}
+    vmap = next(r for r in rows if r["backend"] == "jax-vmap")
+    assert vmap["seeds"] == 4 and vmap["group_step_s"] > 0 and vmap["speedup"] > 0
+    rows = [r for r in rows if r["backend"] != "jax-vmap"]
     for r in rows:
         assert r["steps_per_s"] > 0 and 0 < r["efficiency"] <= 1.5 and r["solve_step"]
     jax_row = next(r for r in rows if r["backend"] == "jax")
