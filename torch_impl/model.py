@@ -20,8 +20,8 @@ class Adder(nn.Module):
         self.embedding = nn.Embedding(cfg.base, cfg.embed)
         if cfg.cell != "none":
             extra = {"nonlinearity": cfg.activation} if cfg.cell == "rnn" else {}
-            self.rnn = _RNNS[cfg.cell](2 * cfg.embed, cfg.hidden, cfg.layers,
-                                       batch_first=True, **extra)
+            # Time-major, as nn.RNN works inside: batch_first would transpose activations in and out.
+            self.rnn = _RNNS[cfg.cell](2 * cfg.embed, cfg.hidden, cfg.layers, **extra)
         self.head = nn.Linear(head_input_size(cfg), cfg.base)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor,
@@ -30,25 +30,26 @@ class Adder(nn.Module):
 
         Returns logits (batch, positions, base) and the final state, shaped like h0.
         """
-        x = torch.cat([self.embedding(a), self.embedding(b)], dim=-1)
+        # Transposing the digits and the logits is cheaper than transposing the activations.
+        x = torch.cat([self.embedding(a.T), self.embedding(b.T)], dim=-1)
         if self.cell == "none":
-            return self.head(x), h0
+            return self.head(x).transpose(0, 1), h0
         state = (h0[0], h0[1]) if self.cell == "lstm" else h0[0]
         x, final = self.rnn(x, state)
         final = torch.stack(final) if self.cell == "lstm" else final[None]
-        return self.head(x), final
+        return self.head(x).transpose(0, 1), final
 
     def hidden_states(self, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
         """Every layer's outputs h_t: (layers, batch, positions, hidden). nn.RNN only returns the
         last layer's, so each layer runs alone through a one-layer twin holding its weights."""
-        x = torch.cat([self.embedding(a), self.embedding(b)], dim=-1)
+        x = torch.cat([self.embedding(a.T), self.embedding(b.T)], dim=-1)
         outputs = []
         for k in range(self.rnn.num_layers):
-            twin = type(self.rnn)(x.shape[-1], self.rnn.hidden_size, 1, batch_first=True,
+            twin = type(self.rnn)(x.shape[-1], self.rnn.hidden_size, 1,
                                   **({"nonlinearity": self.rnn.nonlinearity} if self.cell == "rnn" else {}))
             weights = {f"{name}_l0": getattr(self.rnn, f"{name}_l{k}")
                        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
             state = (h0[0, k:k + 1], h0[1, k:k + 1]) if self.cell == "lstm" else h0[0, k:k + 1]
             x, _ = torch.func.functional_call(twin.to(x), weights, (x, state))
-            outputs.append(x)
+            outputs.append(x.transpose(0, 1))
         return torch.stack(outputs)
