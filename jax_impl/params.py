@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
 from common.config import Config
@@ -35,11 +34,12 @@ def _layout(cfg: Config):
 
 
 def load_params(cfg: Config, params: Params) -> dict[str, Any]:
-    """The Flax `params` collection holding exactly these neutral arrays."""
+    """The Flax `params` collection holding exactly these neutral arrays (host numpy arrays:
+    the caller moves them to its device)."""
     tree: dict[str, dict[str, Any]] = {}
     for name, (module, leaf), transposed in _layout(cfg):
         value = params[name].T if transposed else params[name]
-        tree.setdefault(module, {})[leaf] = jnp.asarray(np.ascontiguousarray(value))
+        tree.setdefault(module, {})[leaf] = np.ascontiguousarray(value)
     return tree
 
 
