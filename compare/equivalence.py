@@ -55,14 +55,17 @@ STEPS = 100
 # - Horizon. The relu RNN's training dynamics amplify rounding: inside PyTorch alone, nudging
 #   every weight by one ulp after each step moves the loss by 4.3e-4 (2 layers) and 5.1e-4
 #   (3 layers) relative within 100 steps, the same order as the cross-framework gap (3.8e-4,
-#   2.1e-3). Over the first 30 steps both stay below 1e-4.
+#   2.1e-3). Over the first 30 steps both stay near 1e-4: across every h0/carry/schedule mode
+#   of the full check (3 layers), the one-ulp nudge inside PyTorch reaches 1.0e-4 (h0 zeros) and
+#   the cross-framework gap 1.3e-4 (h0 xavier/he, where the nudge gives 5.4e-5), so the run-loss
+#   bound is 5e-4; the other modes stay below 1e-6 across frameworks.
 # - Final parameters. A relu unit on the edge of dying gets a gradient of ~1e-6 in one
 #   framework and exactly 0 (or the opposite sign) in the other; Adam normalises it into a
 #   full +-lr step. Seen: one weight of a 3-layer model with gradients (0, -1.1e-6, -6.1e-6,
 #   3.7e-6, -2.9e-5) in PyTorch vs (0, 1.1e-6, 0, 3.2e-6, 0) in JAX ends 9e-3 apart, 6e-2 of
 #   the tensor's largest weight.
 RELU_FLOAT32_STEPS = 30
-RELU_FLOAT32_BOUNDS = dataclasses.replace(BOUNDS["float32"], params=1e-1)
+RELU_FLOAT32_BOUNDS = dataclasses.replace(BOUNDS["float32"], trajectory=5e-4, params=1e-1)
 
 
 def bounds_for(variant: str, dtype: str) -> Bounds:
