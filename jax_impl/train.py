@@ -33,11 +33,14 @@ def make_params(cfg: Config, model: Adder) -> dict[str, Any]:
 
 
 def make_optimizer(cfg: Config) -> optax.GradientTransformation:
-    lr = cfg.lr
-    if cfg.schedule == "multistep":
-        # Scaled by `decay` once `milestone` updates are done, like torch's MultiStepLR.
-        lr = optax.piecewise_constant_schedule(cfg.lr, {m: cfg.decay for m in cfg.milestones})
-    return optax.adam(lr)
+    # The learning rate lives in the optimiser state, not in the compiled program, so runs that
+    # differ only in lr (an lr sweep, the bench's solve run) share one program.
+    adam = optax.inject_hyperparams(optax.adam)(learning_rate=cfg.lr)
+    if cfg.schedule == "constant":
+        return adam
+    # Scaled by `decay` once `milestone` updates are done, like torch's MultiStepLR.
+    return optax.chain(adam, optax.scale_by_schedule(
+        optax.piecewise_constant_schedule(1.0, {m: cfg.decay for m in cfg.milestones})))
 
 
 def loss_fn(logits: jax.Array, target: jax.Array) -> jax.Array:
