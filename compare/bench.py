@@ -13,7 +13,8 @@ steady-state step time as the median over timed blocks (the device is synchronis
 of each block: JAX `block_until_ready`, PyTorch `torch.cuda.synchronize` on a GPU); the same
 framework's fp32 matmul peak at the same thread count; and, for the canonical config, the time
 to solve (first training step, compile included, to the first eval at 100 % exact; evals
-excluded). Achieved GFLOP/s counts the matmul FLOPs of a training step from the shapes.
+excluded; it runs first, and its compile time is the one reported for the config). Achieved
+GFLOP/s counts the matmul FLOPs of a training step from the shapes.
 """
 
 from __future__ import annotations
@@ -126,9 +127,20 @@ def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]
     batches = [train_batch(cfg, k) for k in range(1, 5)]
     data_s = (time.perf_counter() - start) / len(batches)
 
+    # The canonical case first trains to 100 % at SOLVE_LR, so that run meets the compilation
+    # cache as a user's would: empty on the first repeat. The lr is not part of the compiled
+    # program, so the timed trainer then reuses it (its compile is reported as warm).
+    solve_cfg = cfg.replace(lr=SOLVE_LR, eval_every=10, steps=500, stop_when_solved=True)
+    first_cfg = solve_cfg if case == "canonical" else cfg
     start = time.perf_counter()
-    trainer = train.Trainer(cfg)
+    trainer = train.Trainer(first_cfg)  # the first build pays the frameworks' lazy imports
     build_s = time.perf_counter() - start
+    solve: dict[str, Any] = {}
+    if case == "canonical":
+        timing = fit(solve_cfg, trainer)["timing"]
+        solve = {"solve_step": timing["solve_step"], "solve_s": timing["solve_train_s"],
+                 "solve_with_evals_s": timing["solve_s"], "compile_s": timing["compile_s"]}
+        trainer = train.Trainer(cfg)
     compile_s = trainer.compile(batches[0])
 
     start = time.perf_counter()
@@ -139,17 +151,10 @@ def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]
     long = cfg.digits >= 1000
     blocks, block_steps = (3, 2) if long else (5, 10 if quick else 30)
     step_times = _time_steps(trainer.step, trainer.loss, batches, blocks, block_steps)
-    out = {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s,
-           "data_s": data_s, "compile_s": compile_s, "first_step_s": first_step_s,
-           "step_s": statistics.median(step_times), "step_s_all": step_times,
-           "peak_gflops": _matmul_peak(backend), "env": trainer.env()}
-
-    if case == "canonical":
-        solve_cfg = cfg.replace(lr=SOLVE_LR, eval_every=10, steps=500, stop_when_solved=True)
-        timing = fit(solve_cfg, train.Trainer(solve_cfg))["timing"]
-        out.update(solve_step=timing["solve_step"], solve_s=timing["solve_train_s"],
-                   solve_with_evals_s=timing["solve_s"])
-    return out
+    return {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s,
+            "data_s": data_s, "compile_s": compile_s, "first_step_s": first_step_s,
+            "step_s": statistics.median(step_times), "step_s_all": step_times,
+            "peak_gflops": _matmul_peak(backend), "env": trainer.env(), **solve}
 
 
 # ---------------------------------------------------------------- parent: interleave, aggregate
