@@ -98,4 +98,3 @@ class Adder(nn.Module):
             final = jnp.stack(finals, axis=1)
         logits = nn.Dense(cfg.base, dtype=dtype, param_dtype=dtype, name="head")(x)
         return jnp.swapaxes(logits, 0, 1), final
-        return logits, final

@@ -182,7 +182,7 @@ class SeedGroup:
     """Several seeds of one config trained by one compiled program: the training step is
     `jax.vmap`ped over a leading seed axis of the state and the batches (common.loop.Lockstep).
 
-    views[k] is a Trainer for seed k whose state is the k-th slice of the group's state, so
+    views[k] is a Trainer for seed k whose parameters are the k-th slice of the group's, so
     evaluation, probes and exports work on one seed exactly as for a run of its own.
     """
 
@@ -197,13 +197,21 @@ class SeedGroup:
         for view in self.views:
             view._initial = None  # from now on each view reads its slice of self.state
         self._slices: dict[int, State] = {}
+        self._scalars: dict[str, np.ndarray] | None = None
         train_step = make_train_step(cfg, self.views[0].model, make_optimizer(cfg))
         self._train_step = jax.jit(jax.vmap(train_step), donate_argnums=0)
 
     def state_of(self, k: int) -> State:
+        """What a view reads of seed k: its parameters (sliced once per step, when asked for)."""
         if k not in self._slices:
-            self._slices[k] = jax.tree.map(lambda x: x[k], self.state)
+            self._slices[k] = {"params": jax.tree.map(lambda x: x[k], self.state["params"])}
         return self._slices[k]
+
+    def scalars(self) -> dict[str, np.ndarray]:
+        """Every seed's latest loss and first non-finite step, in one wait and one transfer."""
+        if self._scalars is None:
+            self._scalars = jax.device_get({k: self.state[k] for k in ("loss", "first_bad")})
+        return self._scalars
 
     def _on_device(self, batches: list[Batch]) -> tuple[jax.Array, ...]:
         stacked = (np.stack([getattr(b, f) for b in batches]) for f in ("a", "b", "target", "h0"))
@@ -219,6 +227,7 @@ class SeedGroup:
     def step(self, batches: list[Batch]) -> None:
         self.state = self._train_step(self.state, *self._on_device(batches))
         self._slices.clear()
+        self._scalars = None
 
 
 class _SeedView(Trainer):
@@ -235,6 +244,12 @@ class _SeedView(Trainer):
     @state.setter
     def state(self, value: State) -> None:  # only Trainer.__init__ sets it
         self._initial = value
+
+    def loss(self) -> float:
+        return float(self._group.scalars()["loss"][self._k])
+
+    def nonfinite_step(self) -> int | None:
+        return int(self._group.scalars()["first_bad"][self._k]) or None
 
     def compile(self, batch: Batch) -> float:
         raise TypeError("a seed of a SeedGroup is compiled by the group")
