@@ -139,7 +139,8 @@ def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]
     if case == "canonical":
         timing = fit(solve_cfg, trainer)["timing"]
         solve = {"solve_step": timing["solve_step"], "solve_s": timing["solve_train_s"],
-                 "solve_with_evals_s": timing["solve_s"], "compile_s": timing["compile_s"]}
+                 "solve_with_evals_s": timing["solve_s"], "compile_s": timing["compile_s"],
+                 "first_step_s": timing["first_step_s"]}
         trainer = train.Trainer(cfg)
     compile_s = trainer.compile(batches[0])
 
@@ -182,12 +183,15 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     step_s = med("step_s")
     out = {k: med(k) for k in ("import_s", "build_s", "data_s", "first_step_s",
                                "step_s", "peak_gflops", "solve_s", "solve_with_evals_s", "solve_step")}
-    # The first repeat starts from an empty persistent compilation cache, the others reuse it.
-    warm = [s["compile_s"] for s in ok[1:] if s["compile_s"] is not None]
-    out.update(compile_cold_s=ok[0]["compile_s"], compile_warm_s=statistics.median(warm) if warm else None,
-               solve_cold_s=ok[0].get("solve_s"))
-    if len(ok) > 1 and out["solve_s"] is not None:
-        out["solve_s"] = statistics.median(s["solve_s"] for s in ok[1:])  # warm cache
+    # The first repeat starts from an empty persistent compilation cache, the others reuse it
+    # (a failed first repeat leaves no cold figure rather than passing a warm one off as cold).
+    cold = samples[0] if "error" not in samples[0] else {}
+    warm = [s["compile_s"] for s in samples[1:] if "error" not in s and s["compile_s"] is not None]
+    out.update(compile_cold_s=cold.get("compile_s"), compile_warm_s=statistics.median(warm) if warm else None,
+               solve_cold_s=cold.get("solve_s"))
+    warm_solves = [s["solve_s"] for s in samples[1:] if "error" not in s and s.get("solve_s") is not None]
+    if warm_solves:
+        out["solve_s"] = statistics.median(warm_solves)  # warm cache
     all_steps = [t for s in ok for t in s["step_s_all"]]
     out.update(step_s_min=min(all_steps), step_s_max=max(all_steps), steps_per_s=1 / step_s,
                gflops=flops_per_step(cfg) / step_s / 1e9, repeats=len(ok), env=ok[0]["env"])
@@ -264,7 +268,8 @@ def _vmap_row(case: str, threads: int, seeds: int, repeats: int, quick: bool,
         return {**row, "error": samples[0]["error"]}
     group_step_s = statistics.median(s["step_s"] for s in ok)
     return {**row, "group_step_s": group_step_s, "single_step_s": single_step_s,
-            "compile_cold_s": ok[0]["compile_s"], "speedup": seeds * single_step_s / group_step_s}
+            "compile_cold_s": None if "error" in samples[0] else samples[0]["compile_s"],
+            "speedup": seeds * single_step_s / group_step_s}
 
 
 def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:
@@ -280,7 +285,7 @@ def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:
             continue
         table.add_row(r["case"], str(r["threads"]), str(r["seeds"]), f"{1e3 * r['group_step_s']:.2f}",
                       f"{1e3 * r['group_step_s'] / r['seeds']:.2f}", f"{1e3 * r['single_step_s']:.2f}",
-                      f"x{r['speedup']:.2f}", f"{r['compile_cold_s']:.2f}")
+                      f"x{r['speedup']:.2f}", "–" if r["compile_cold_s"] is None else f"{r['compile_cold_s']:.2f}")
     console.print(table)
 
 
@@ -294,10 +299,10 @@ def _print_table(console: Console, results: list[dict[str, Any]]) -> None:
         if "error" in r:
             table.add_row(r["case"], str(r["threads"]), r["backend"], f"error: {r['error']}")
             continue
-        solve = (f"{r['solve_cold_s']:.2f} / {f(r['solve_s'], '.2f')} ({r['solve_step']:.0f})"
-                 if r.get("solve_cold_s") else "–")
-        compile_s = "–" if r["compile_cold_s"] is None else \
-            f"{r['compile_cold_s']:.2f} / {f(r['compile_warm_s'], '.2f')}"
+        solve = (f"{f(r['solve_cold_s'], '.2f')} / {f(r['solve_s'], '.2f')} ({r['solve_step']:.0f})"
+                 if r.get("solve_step") else "–")
+        compile_s = "–" if r["compile_cold_s"] is None and r["compile_warm_s"] is None else \
+            f"{f(r['compile_cold_s'], '.2f')} / {f(r['compile_warm_s'], '.2f')}"
         table.add_row(r["case"], str(r["threads"]), r["backend"], f(r["import_s"], ".2f"),
                       f(r["build_s"], ".2f"), compile_s, f(r["first_step_s"], ".3f"),
                       f(1e3 * r["step_s"], ".2f"), f"{1e3 * r['step_s_min']:.2f}–{1e3 * r['step_s_max']:.2f}",
