@@ -82,8 +82,14 @@ class Group:
                             for r in self.records if r["status"] != "error"])
 
     def timing(self, key: str) -> Estimate:
-        return Estimate.of([r["timing"][key] for r in self.records
-                            if r["timing"] and r["timing"].get(key) is not None])
+        values = (_timing_value(r["timing"], key) for r in self.records if r["timing"])
+        return Estimate.of([v for v in values if v is not None])
+
+
+def _timing_value(timing: dict[str, Any], key: str) -> float | None:
+    if key == "run_steps_per_s" and key not in timing and timing.get("steps_per_s"):
+        return timing["steps_per_s"]  # a record from before seeds could share a program
+    return timing.get(key)
 
 
 def group_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Group]]:
