@@ -43,6 +43,24 @@ def make_optimizer(cfg: Config) -> optax.GradientTransformation:
         optax.piecewise_constant_schedule(1.0, {m: cfg.decay for m in cfg.milestones})))
 
 
+def make_initial_state(cfg: Config, optimizer: optax.GradientTransformation):
+    """params -> the whole training state. Jitted as one small program: op by op, each zeros
+    array would compile a program of its own (measured: 0.36 s -> 0.1 s of start-up)."""
+    h0_shape = (cfg.state_parts, cfg.layers, cfg.batch_size, cfg.hidden)
+
+    def initial_state(params) -> State:
+        return {
+            "params": params,
+            "opt_state": optimizer.init(params),
+            "carry": jnp.zeros(h0_shape, cfg.dtype),
+            "step": jnp.zeros((), jnp.int32),
+            "first_bad": jnp.zeros((), jnp.int32),
+            "loss": jnp.zeros((), cfg.dtype),
+        }
+
+    return initial_state
+
+
 def loss_fn(logits: jax.Array, target: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, target).mean()
 
@@ -95,27 +113,16 @@ class Trainer:
         self.device = runtime.configure(cfg)
         self.model = Adder(cfg)
         optimizer = make_optimizer(cfg)
-        h0_shape = (cfg.state_parts, cfg.layers, cfg.batch_size, cfg.hidden)
-
-        def initial_state(params):
-            return {
-                "params": params,
-                "opt_state": optimizer.init(params),
-                "carry": jnp.zeros(h0_shape, cfg.dtype),
-                "step": jnp.zeros((), jnp.int32),
-                "first_bad": jnp.zeros((), jnp.int32),
-                "loss": jnp.zeros((), cfg.dtype),
-            }
-
-        # One small program builds the whole state on the device; op by op, each zeros array
-        # would compile a program of its own (measured: 0.36 s -> 0.1 s of start-up).
-        params = jax.device_put(make_params(cfg, self.model), self.device)
-        self.state: State = jax.jit(initial_state)(params)
+        self._init_state(optimizer)
         self._train_step = jax.jit(make_train_step(cfg, self.model, optimizer), donate_argnums=0)
         self._score_jit = jax.jit(make_score(self.model))
         self._scorers: dict[tuple, Any] = {}  # compiled per eval-chunk shape
         self._loss_and_grads = jax.jit(make_loss_and_grads(self.model))
         self._forward = jax.jit(self.model.apply)
+
+    def _init_state(self, optimizer: optax.GradientTransformation) -> None:
+        params = jax.device_put(make_params(self.cfg, self.model), self.device)
+        self.state: State = jax.jit(make_initial_state(self.cfg, optimizer))(params)
 
     def _on_device(self, batch: Batch) -> tuple[jax.Array, ...]:
         return jax.device_put((batch.a, batch.b, batch.target, batch.h0), self.device)
@@ -193,13 +200,13 @@ class SeedGroup:
         self.views = [_SeedView(c, self, k) for k, c in enumerate(cfgs)]
         for view in self.views[1:]:
             view._scorers = self.views[0]._scorers  # same shapes: compile the eval programs once
-        self.state: State = jax.tree.map(lambda *xs: jnp.stack(xs), *(v._initial for v in self.views))
-        for view in self.views:
-            view._initial = None  # from now on each view reads its slice of self.state
+        model, device, optimizer = self.views[0].model, self.views[0].device, make_optimizer(cfg)
+        params = [make_params(c, model) for c in cfgs]
+        stacked = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *params), device)
+        self.state: State = jax.jit(jax.vmap(make_initial_state(cfg, optimizer)))(stacked)
         self._slices: dict[int, State] = {}
         self._scalars: dict[str, np.ndarray] | None = None
-        train_step = make_train_step(cfg, self.views[0].model, make_optimizer(cfg))
-        self._train_step = jax.jit(jax.vmap(train_step), donate_argnums=0)
+        self._train_step = jax.jit(jax.vmap(make_train_step(cfg, model, optimizer)), donate_argnums=0)
 
     def state_of(self, k: int) -> State:
         """What a view reads of seed k: its parameters (sliced once per step, when asked for)."""
@@ -234,16 +241,15 @@ class _SeedView(Trainer):
     """Seed k of a SeedGroup; it reads its state from the group and never steps alone."""
 
     def __init__(self, cfg: Config, group: SeedGroup, k: int):
-        self._group, self._k, self._initial = group, k, None
+        self._group, self._k = group, k
         super().__init__(cfg)
+
+    def _init_state(self, optimizer: optax.GradientTransformation) -> None:
+        pass  # the group holds every seed's state
 
     @property
     def state(self) -> State:
-        return self._initial if self._initial is not None else self._group.state_of(self._k)
-
-    @state.setter
-    def state(self, value: State) -> None:  # only Trainer.__init__ sets it
-        self._initial = value
+        return self._group.state_of(self._k)
 
     def loss(self) -> float:
         return float(self._group.scalars()["loss"][self._k])
