@@ -27,10 +27,22 @@ _EVAL_CHUNK_BUDGET = 2**24
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
+    """What a backend receives; every field is C-contiguous, whatever view it was built from.
+
+    Frameworks keep numpy's strides: `torch.from_numpy(x).to("cuda")` of a strided view is a
+    strided tensor, which cuDNN refuses as an RNN state ("hx is not contiguous") where the CPU
+    kernels accept it. Making the arrays contiguous here is the one place that covers every path
+    (training, eval chunks, probes, equivalence); it copies only arrays that are not already.
+    """
+
     a: np.ndarray       # (batch, positions) int32 digits of the first operand
     b: np.ndarray       # (batch, positions) int32 digits of the second operand
     target: np.ndarray  # (batch, positions) int32 digits of a + b
     h0: np.ndarray      # (state_parts, layers, batch, hidden) initial recurrent state
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, np.ascontiguousarray(getattr(self, field.name)))
 
     def __len__(self) -> int:
         return self.a.shape[0]
@@ -126,7 +138,7 @@ def make_batch(cfg: Config, rng: np.random.Generator, h0_rng: np.random.Generato
     b = np.pad(sample_operands(cfg, rng, n, test), width)
     target = add_digits(a, b, cfg.base).astype(np.int32)
     if cfg.order == "msb":
-        a, b, target = (np.ascontiguousarray(x[:, ::-1]) for x in (a, b, target))
+        a, b, target = (x[:, ::-1] for x in (a, b, target))
     return Batch(a, b, target, initial_state(cfg, h0_rng, n))
 
 

@@ -74,3 +74,15 @@ def test_long_batches():
     assert batch.target.shape == (200, 5001)
     a, b, s = (to_int(x[:3], 10) for x in (batch.a, batch.b, batch.target))
     assert all(x + y == z for x, y, z in zip(a, b, s))
+
+
+def test_every_batch_is_c_contiguous():
+    # Frameworks keep numpy's strides, and cuDNN refuses a strided RNN state; views of any kind
+    # (msb reversal, eval-chunk fancy indexing, a probe's slice) must arrive as plain arrays.
+    cfg = Config(cell="lstm", layers=3, h0="randn", order="msb", data="uniform", eval_size=7)
+    held_out = eval_set(cfg)
+    sliced = type(held_out)(held_out.a[:3], held_out.b[:3], held_out.target[:3], held_out.h0[:, :, :3])
+    chunks = [chunk for chunk, _ in eval_chunks(held_out, 3)]
+    for batch in [train_batch(cfg, 1), held_out, sliced, *chunks]:
+        for name in ("a", "b", "target", "h0"):
+            assert getattr(batch, name).flags.c_contiguous, name

@@ -39,17 +39,23 @@ class Adder(nn.Module):
         final = torch.stack(final) if self.cell == "lstm" else final[None]
         return self.head(x).transpose(0, 1), final
 
+    @torch.no_grad()
     def hidden_states(self, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
         """Every layer's outputs h_t: (layers, batch, positions, hidden). nn.RNN only returns the
-        last layer's, so each layer runs alone through a one-layer twin holding its weights."""
+        last layer's, so each layer runs alone through a one-layer twin given a copy of its weights.
+
+        A copy, not the model's own tensors (torch.func.functional_call): cuDNN re-flattens the
+        weights of the module it runs into one buffer of its own, and would re-point the model's
+        parameters into the twin's buffer, leaving every later forward of the model to warn and copy.
+        """
         x = torch.cat([self.embedding(a.T), self.embedding(b.T)], dim=-1)
+        kind = {"nonlinearity": self.rnn.nonlinearity} if self.cell == "rnn" else {}
         outputs = []
         for k in range(self.rnn.num_layers):
-            twin = type(self.rnn)(x.shape[-1], self.rnn.hidden_size, 1,
-                                  **({"nonlinearity": self.rnn.nonlinearity} if self.cell == "rnn" else {}))
-            weights = {f"{name}_l0": getattr(self.rnn, f"{name}_l{k}")
-                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            twin = type(self.rnn)(x.shape[-1], self.rnn.hidden_size, 1, **kind).to(x)
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(twin, f"{name}_l0").copy_(getattr(self.rnn, f"{name}_l{k}"))
             state = (h0[0, k:k + 1], h0[1, k:k + 1]) if self.cell == "lstm" else h0[0, k:k + 1]
-            x, _ = torch.func.functional_call(twin.to(x), weights, (x, state))
+            x, _ = twin(x, state)
             outputs.append(x.transpose(0, 1))
         return torch.stack(outputs)
