@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from common.config import CHOICES, Config, ConfigError
 from common.loop import Alone, fit_lockstep
-from common.threads import pin_threads
+from common.threads import host_threads, pin_threads, thread_policy
 
 FLAGS = flags.FLAGS
 
@@ -55,7 +55,7 @@ HELP = {
     "probe": "after training, fit a linear carry probe to each layer's hidden states",
     "seed": "seed for data, h0 and init",
     "dtype": "floating-point type of parameters and activations",
-    "threads": "CPU cores/threads to pin this process to",
+    "threads": "host cores to pin this process to; 0: 1 for a CPU run, up to 8 for a GPU run",
     "device": "auto picks a GPU when one is visible",
     "tf32": "allow TF32 matmuls on GPU (off: full fp32, as equivalence needs)",
 }
@@ -187,10 +187,12 @@ def run(backend: str, cfg: Config, console: Console, seeds: int = 1) -> list[dic
     Several seeds share one compiled program (train.SeedGroup: JAX vmap) and advance together.
     """
     cfgs = [cfg.replace(seed=cfg.seed + k) for k in range(seeds)]
-    cores = pin_threads(cfg.threads)
+    cores = pin_threads(host_threads(cfg))
+    importlib.import_module(f"{backend}_impl.runtime").configure_process(cfg)
     train = importlib.import_module(f"{backend}_impl.train")  # after pinning: frameworks size pools at start
     group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
-    env = {**group.views[0].env(), "cores": cores, "python": platform.python_version(),
+    env = {**group.views[0].env(), "cores": cores, "thread_policy": thread_policy(cfg),
+           "python": platform.python_version(),
            "host": platform.node()}
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     try:

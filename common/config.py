@@ -69,7 +69,7 @@ class Config:
     # Run
     seed: int = 0
     dtype: str = "float32"
-    threads: int = 1
+    threads: int = 0  # host cores; 0: the policy in common/threads.py
     device: str = "auto"
     tf32: bool = False
 
@@ -155,8 +155,9 @@ def _check_positive_float(cfg: Config, name: str) -> None:
 
 def _validate(cfg: Config) -> None:
     for name in ("digits", "layers", "hidden", "embed", "batch_size", "steps",
-                 "eval_every", "eval_size", "threads", "test_size"):
+                 "eval_every", "eval_size", "test_size"):
         _check_int(cfg, name, 1)
+    _check_int(cfg, "threads", 0)
     _check_int(cfg, "base", 2, 36)
     _check_int(cfg, "seed", 0, 2**32 - 1)
     for name, choices in CHOICES.items():

@@ -1,19 +1,57 @@
-"""Pin a process to N cores before a framework starts its thread pools.
+"""Host cores per run, and pinning a process to them before a framework starts its thread pools.
 
-XLA sizes its CPU pool from the process's CPU affinity and PyTorch honours set_num_threads;
-restricting the affinity first gives both frameworks the same N cores, and is why this must run
-before `import jax` / `import torch`.
+XLA sizes its CPU pool (and its GPU compiler's) from the process's CPU affinity and PyTorch
+honours set_num_threads; restricting the affinity first gives both frameworks the same N cores,
+and is why pinning must run before `import jax` / `import torch`.
+
+The policy, the same for both frameworks (`threads=0`, the default, picks it):
+- a CPU run gets 1 core: the frameworks' thread pools then cannot fight over a shared box, and
+  one-core timings are comparable across runs and machines;
+- a GPU run gets up to GPU_HOST_CORES cores: there the host compiles (XLA:GPU compiles in
+  parallel: 45 s for the canonical program on 1 core, 7.7 s on 8, on an H200 box) and launches
+  kernels while the next batch is made.
+Any other value pins that many cores, whatever the device.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 
+from common.config import Config
+
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+GPU_HOST_CORES = 8
 
 
 def available_cores() -> list[int]:
     return sorted(os.sched_getaffinity(0))
+
+
+def gpu_present() -> bool:
+    """An NVIDIA GPU's device node exists (read without importing a framework, which must start
+    after pinning). Whether a framework can use it is for the framework to say."""
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def runs_on_gpu(cfg: Config) -> bool:
+    """What the host-core policy assumes about where this run computes."""
+    return cfg.device == "gpu" or (cfg.device == "auto" and gpu_present())
+
+
+def host_threads(cfg: Config) -> int:
+    """Cores for this run: cfg.threads, or for 0 the policy above."""
+    if cfg.threads:
+        return cfg.threads
+    return min(GPU_HOST_CORES, len(available_cores())) if runs_on_gpu(cfg) else 1
+
+
+def thread_policy(cfg: Config) -> str:
+    """How host_threads chose, for the run record."""
+    if cfg.threads:
+        return f"set: {cfg.threads}"
+    return (f"auto: GPU run, up to {GPU_HOST_CORES} host cores" if runs_on_gpu(cfg)
+            else "auto: CPU run, 1 core")
 
 
 def pin_threads(threads: int) -> list[int]:

@@ -35,8 +35,10 @@ from rich.console import Console
 from rich.table import Table
 
 from common.cli import check_writable, fail, run_app, write_atomic
-from common.config import Config, ConfigError
+from common.config import DEVICES, Config, ConfigError
 from common.params import GATES, head_input_size, rnn_input_size
+from common.threads import available_cores, host_threads, pin_threads
+from compare import devices
 
 CASES = {
     "canonical": Config(),
@@ -61,21 +63,22 @@ def flops_per_step(cfg: Config) -> float:
 
 # ---------------------------------------------------------------- worker (one backend, one case)
 
-def _matmul_peak(backend: str, size: int = 1024, repeats: int = 10) -> float:
-    """Best fp32 GFLOP/s of a size x size matmul in this framework, on this process's cores."""
+def _matmul_peak(backend: str, device, size: int = 1024, repeats: int = 10) -> float:
+    """Best fp32 GFLOP/s of a size x size matmul in this framework, on the trainer's device (its
+    precision settings apply: full fp32 unless --tf32), on this process's cores."""
     flop = 2 * size**3
     if backend == "jax":
         import jax
         import jax.numpy as jnp
 
-        a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+        a = jax.device_put(jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32), device)
         mm = jax.jit(lambda x, y: x @ y)
         mm(a, a).block_until_ready()
         run = lambda: mm(a, a).block_until_ready()  # noqa: E731
     else:
         import torch
 
-        a = torch.randn(size, size, device="cuda" if torch.cuda.is_available() else "cpu")
+        a = torch.randn(size, size, device=device)
         sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
         run = lambda: (a @ a, sync())  # noqa: E731
         run()
@@ -99,26 +102,26 @@ def _time_steps(step, sync, batches, blocks: int, block_steps: int) -> list[floa
     return times
 
 
-def vmap_worker(case: str, threads: int, seeds: int, quick: bool) -> dict[str, Any]:
+def vmap_worker(case: str, device: str, threads: int, seeds: int, quick: bool) -> dict[str, Any]:
     """JAX: the step time of `seeds` seeds trained together by one vmapped program."""
     from common.data import train_batch
     from jax_impl.train import SeedGroup
 
-    cfgs = [CASES[case].replace(threads=threads, seed=k) for k in range(seeds)]
+    cfgs = [CASES[case].replace(device=device, threads=threads, seed=k) for k in range(seeds)]
     batches = [[train_batch(c, k) for c in cfgs] for k in range(1, 5)]
     group = SeedGroup(cfgs)
     compile_s = group.compile(batches[0])
     group.step(batches[0])
     step_times = _time_steps(group.step, group.views[0].loss, batches, 5, 5 if quick else 15)
     return {"backend": "jax", "case": case, "seeds": seeds, "compile_s": compile_s,
-            "step_s": statistics.median(step_times)}
+            "step_s": statistics.median(step_times), "env": group.views[0].env()}
 
 
-def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]:
+def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> dict[str, Any]:
     from common.data import train_batch
     from common.loop import fit
 
-    cfg = CASES[case].replace(threads=threads)
+    cfg = CASES[case].replace(device=device, threads=threads)
     start = time.perf_counter()
     train = importlib.import_module(f"{backend}_impl.train")
     import_s = time.perf_counter() - start
@@ -155,16 +158,16 @@ def worker(backend: str, case: str, threads: int, quick: bool) -> dict[str, Any]
     return {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s,
             "data_s": data_s, "compile_s": compile_s, "first_step_s": first_step_s,
             "step_s": statistics.median(step_times), "step_s_all": step_times,
-            "peak_gflops": _matmul_peak(backend), "env": trainer.env(), **solve}
+            "peak_gflops": _matmul_peak(backend, trainer.device), "env": trainer.env(), **solve}
 
 
 # ---------------------------------------------------------------- parent: interleave, aggregate
 
-def _spawn(backend: str, case: str, threads: int, quick: bool, cache_dir: str,
+def _spawn(backend: str, case: str, device: str, threads: int, quick: bool, cache_dir: str,
            seeds: int = 1) -> dict[str, Any]:
-    cores = sorted(os.sched_getaffinity(0))[:threads]
-    cmd = [sys.executable, "-m", "compare.bench", "--worker", f"--backend={backend}",
-           f"--case={case}", f"--threads={threads}", f"--seeds={seeds}"] + (["--quick"] if quick else [])
+    cores = available_cores()[:threads]
+    cmd = [sys.executable, "-m", "compare.bench", "--worker", f"--backend={backend}", f"--case={case}",
+           f"--device={device}", f"--threads={threads}", f"--seeds={seeds}"] + (["--quick"] if quick else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ADDER_JAX_CACHE": cache_dir},
                           preexec_fn=lambda: os.sched_setaffinity(0, cores))
     if proc.returncode != 0:
@@ -194,135 +197,172 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
         out["solve_s"] = statistics.median(warm_solves)  # warm cache
     all_steps = [t for s in ok for t in s["step_s_all"]]
     out.update(step_s_min=min(all_steps), step_s_max=max(all_steps), steps_per_s=1 / step_s,
-               gflops=flops_per_step(cfg) / step_s / 1e9, repeats=len(ok), env=ok[0]["env"])
+               gflops=flops_per_step(cfg) / step_s / 1e9, repeats=len(ok), env=ok[0]["env"],
+               device=ok[0]["env"]["device"])
     return out
+
+
+def add_efficiency(summaries: dict[str, dict[str, Any]]) -> None:
+    """Efficiency against the matmul peak of the device each backend ran on: the better of the
+    two frameworks' peaks where both ran on one device (one yardstick for both), a backend's
+    own peak where they did not (never a CPU run measured against a GPU's peak)."""
+    ok = {b: s for b, s in summaries.items() if "error" not in s}
+    for s in ok.values():
+        same_device = [o["peak_gflops"] for o in ok.values() if o["device"] == s["device"]]
+        s["machine_peak_gflops"] = max(same_device)
+        s["efficiency"] = s["gflops"] / s["machine_peak_gflops"]
+
+
+def bench(cases: list[str], device: str, thread_counts: list[int], repeats: int, quick: bool,
+          vmap_seeds: list[int], status=None) -> list[dict[str, Any]]:
+    """Every measurement, as rows (one per case x threads x backend, and per vmapped K)."""
+    say = status.update if status else (lambda _: None)
+    results = []
+    for case in cases:
+        for threads in thread_counts:
+            samples = {b: [] for b in BACKENDS}
+            with tempfile.TemporaryDirectory() as cache_dir:
+                for r in range(repeats):
+                    for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
+                        say(f"{case}, {threads} thread(s), {backend}, repeat {r + 1}/{repeats}")
+                        samples[backend].append(_spawn(backend, case, device, threads, quick, cache_dir))
+            summaries = {b: _summarise(s) for b, s in samples.items()}
+            add_efficiency(summaries)
+            for backend, s in summaries.items():
+                results.append({"case": case, "threads": threads, "backend": backend,
+                                "flops_per_step": flops_per_step(CASES[case]), **s})
+            if case == "canonical" and "error" not in summaries["jax"]:
+                for k in vmap_seeds:
+                    say(f"{case}, {threads} thread(s), {k} seeds in one vmapped program")
+                    results.append(_vmap_row(case, device, threads, k, repeats, quick,
+                                             summaries["jax"]["step_s"]))
+    return results
 
 
 def main(argv: list[str]) -> None:
     F = flags.FLAGS
+    if len(argv) > 1:
+        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     if F.worker:
         if F.backend not in BACKENDS or F.case not in CASES:
             fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(CASES)})")
-        from common.threads import pin_threads
-
         pin_threads(F.threads)
         if F.seeds > 1:
-            print(json.dumps(vmap_worker(F.case, F.threads, F.seeds, F.quick)))
+            print(json.dumps(vmap_worker(F.case, F.device, F.threads, F.seeds, F.quick)))
         else:
-            print(json.dumps(worker(F.backend, F.case, F.threads, F.quick)))
+            print(json.dumps(worker(F.backend, F.case, F.device, F.threads, F.quick)))
         return
     cases = list(QUICK_CASES if F.quick else CASES) if not F.cases else F.cases
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         fail(f"--cases={','.join(cases)}: unknown case {unknown[0]!r} (one of {', '.join(CASES)})")
-    if not all(t.isdigit() and int(t) >= 1 for t in F.thread_counts):
-        fail(f"--thread_counts={','.join(F.thread_counts)}: must be positive integers")
-    thread_counts = [int(t) for t in F.thread_counts]
-    if F.vmap_seeds < 0 or F.vmap_seeds == 1:
-        fail(f"--vmap_seeds={F.vmap_seeds}: must be 0 (skip) or >= 2")
+    if not all(t.isdigit() for t in F.thread_counts):
+        fail(f"--thread_counts={','.join(F.thread_counts)}: must be whole numbers (0: the run's policy)")
+    if not all(k.isdigit() and int(k) != 1 for k in F.vmap_seeds):
+        fail(f"--vmap_seeds={','.join(F.vmap_seeds)}: each must be 0 (skip) or >= 2")
+    vmap_seeds = [int(k) for k in F.vmap_seeds if int(k)]
     repeats = F.repeats or (2 if F.quick else 3)  # >= 2: compile is timed cold, then warm
     if F.json:
         try:
             check_writable(F.json, flag="--json")  # fail now, not after the measurements
         except ConfigError as e:
             fail(str(e))
+    try:
+        device, note = devices.resolve(F.device, BACKENDS)
+    except ConfigError as e:
+        fail(str(e))
+    # Default thread counts: 1 and 2 cores on a CPU; on a GPU, the host-core policy's count.
+    counts = [int(t) for t in F.thread_counts] or ([1, 2] if device == "cpu" else [0])
+    thread_counts = sorted({t or host_threads(Config(device=device)) for t in counts})
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-    results = []
+    console.print(note)
     with console.status("") as status:
-        for case in cases:
-            for threads in thread_counts:
-                samples = {b: [] for b in BACKENDS}
-                with tempfile.TemporaryDirectory() as cache_dir:
-                    for r in range(repeats):
-                        for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
-                            status.update(f"{case}, {threads} thread(s), {backend}, repeat {r + 1}/{repeats}")
-                            samples[backend].append(_spawn(backend, case, threads, F.quick, cache_dir))
-                summaries = {b: _summarise(s) for b, s in samples.items()}
-                peak = max((s.get("peak_gflops") or 0) for s in summaries.values())
-                for backend, s in summaries.items():
-                    if "error" not in s:
-                        s["efficiency"] = s["gflops"] / peak if peak else None
-                        s["machine_peak_gflops"] = peak
-                    results.append({"case": case, "threads": threads, "backend": backend,
-                                    "flops_per_step": flops_per_step(CASES[case]), **s})
-                if F.vmap_seeds and case == "canonical" and "error" not in summaries["jax"]:
-                    status.update(f"{case}, {threads} thread(s), {F.vmap_seeds} seeds in one vmapped program")
-                    results.append(_vmap_row(case, threads, F.vmap_seeds, repeats, F.quick,
-                                             summaries["jax"]["step_s"]))
-    _print_table(console, [r for r in results if r["backend"] in BACKENDS])
-    _print_vmap_table(console, [r for r in results if r["backend"] == "jax-vmap"])
+        results = bench(cases, device, thread_counts, repeats, F.quick, vmap_seeds, status)
+    print_tables(console, results)
     if F.json:
         write_atomic(Path(F.json), json.dumps(results, indent=1) + "\n")
         console.print(f"written to {F.json}")
 
 
-def _vmap_row(case: str, threads: int, seeds: int, repeats: int, quick: bool,
+def _vmap_row(case: str, device: str, threads: int, seeds: int, repeats: int, quick: bool,
               single_step_s: float) -> dict[str, Any]:
     """K seeds in one vmapped program against K runs one after another (JAX's own step time)."""
     with tempfile.TemporaryDirectory() as cache_dir:
-        samples = [_spawn("jax", case, threads, quick, cache_dir, seeds) for _ in range(repeats)]
+        samples = [_spawn("jax", case, device, threads, quick, cache_dir, seeds) for _ in range(repeats)]
     ok = [s for s in samples if "error" not in s]
     row = {"case": case, "threads": threads, "backend": "jax-vmap", "seeds": seeds}
     if not ok:
         return {**row, "error": samples[0]["error"]}
     group_step_s = statistics.median(s["step_s"] for s in ok)
-    return {**row, "group_step_s": group_step_s, "single_step_s": single_step_s,
+    warm = [s["compile_s"] for s in samples[1:] if "error" not in s]
+    return {**row, "device": ok[0]["env"]["device"], "group_step_s": group_step_s,
+            "single_step_s": single_step_s,
             "compile_cold_s": None if "error" in samples[0] else samples[0]["compile_s"],
+            "compile_warm_s": statistics.median(warm) if warm else None,
             "speedup": seeds * single_step_s / group_step_s}
+
+
+def print_tables(console: Console, results: list[dict[str, Any]]) -> None:
+    _print_table(console, [r for r in results if r["backend"] in BACKENDS])
+    _print_vmap_table(console, [r for r in results if r["backend"] == "jax-vmap"])
 
 
 def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     table = Table(title="JAX: K seeds in one vmapped program vs K runs one after another")
-    for col in ("case", "thr", "K", "group step ms", "per seed ms", "single run step ms", "speed-up",
-                "compile s (cold)"):
-        table.add_column(col, no_wrap=True, justify="left" if col == "case" else "right")
+    for col in ("case", "device", "thr", "K", "group step ms", "per seed ms", "single run step ms",
+                "speed-up", "compile s cold/warm"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("case", "device") else "right")
+    f = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
     for r in rows:
         if "error" in r:
-            table.add_row(r["case"], str(r["threads"]), str(r["seeds"]), f"error: {r['error']}")
+            table.add_row(r["case"], "", str(r["threads"]), str(r["seeds"]), f"error: {r['error']}")
             continue
-        table.add_row(r["case"], str(r["threads"]), str(r["seeds"]), f"{1e3 * r['group_step_s']:.2f}",
-                      f"{1e3 * r['group_step_s'] / r['seeds']:.2f}", f"{1e3 * r['single_step_s']:.2f}",
-                      f"x{r['speedup']:.2f}", "–" if r["compile_cold_s"] is None else f"{r['compile_cold_s']:.2f}")
+        table.add_row(r["case"], r["device"], str(r["threads"]), str(r["seeds"]),
+                      f"{1e3 * r['group_step_s']:.2f}", f"{1e3 * r['group_step_s'] / r['seeds']:.2f}",
+                      f"{1e3 * r['single_step_s']:.2f}", f"x{r['speedup']:.2f}",
+                      f"{f(r['compile_cold_s'])} / {f(r['compile_warm_s'])}")
     console.print(table)
 
 
 def _print_table(console: Console, results: list[dict[str, Any]]) -> None:
     table = Table(title="Training speed (medians over repeats; step time median over timed blocks)")
-    for col in ("case", "thr", "backend", "import s", "build s", "compile s cold/warm", "1st step s", "step ms",
-                "range ms", "steps/s", "GFLOP/s", "peak", "eff.", "solve s cold/warm (step)"):
-        table.add_column(col, no_wrap=True, justify="right" if col not in ("case", "backend") else "left")
+    for col in ("case", "device", "thr", "backend", "import s", "build s", "compile s cold/warm", "1st step s",
+                "step ms", "range ms", "steps/s", "GFLOP/s", "peak", "eff.", "solve s cold/warm (step)"):
+        table.add_column(col, no_wrap=True, justify="right" if col not in ("case", "device", "backend") else "left")
     f = lambda x, spec: "–" if x is None else f"{x:{spec}}"  # noqa: E731
     for r in results:
         if "error" in r:
-            table.add_row(r["case"], str(r["threads"]), r["backend"], f"error: {r['error']}")
+            table.add_row(r["case"], "", str(r["threads"]), r["backend"], f"error: {r['error']}")
             continue
         solve = (f"{f(r['solve_cold_s'], '.2f')} / {f(r['solve_s'], '.2f')} ({r['solve_step']:.0f})"
                  if r.get("solve_step") else "–")
         compile_s = "–" if r["compile_cold_s"] is None and r["compile_warm_s"] is None else \
             f"{f(r['compile_cold_s'], '.2f')} / {f(r['compile_warm_s'], '.2f')}"
-        table.add_row(r["case"], str(r["threads"]), r["backend"], f(r["import_s"], ".2f"),
+        table.add_row(r["case"], r["device"], str(r["threads"]), r["backend"], f(r["import_s"], ".2f"),
                       f(r["build_s"], ".2f"), compile_s, f(r["first_step_s"], ".3f"),
                       f(1e3 * r["step_s"], ".2f"), f"{1e3 * r['step_s_min']:.2f}–{1e3 * r['step_s_max']:.2f}",
                       f(r["steps_per_s"], ".1f"), f(r["gflops"], ".1f"), f(r["machine_peak_gflops"], ".0f"),
                       f(100 * r["efficiency"], ".0f") + "%", solve)
     console.print(table)
     console.print(f"FLOPs per step = 3 x forward matmul FLOPs; peak = best fp32 1024x1024 matmul of either "
-                  f"framework at that thread count, this run; solve = compile + training steps to the "
-                  f"first eval at 100 % exact (lr {SOLVE_LR}, eval every 10 steps, evals not counted). "
+                  f"framework on that device at that thread count, this run; solve = compile + training steps "
+                  f"to the first eval at 100 % exact (lr {SOLVE_LR}, eval every 10 steps, evals not counted). "
                   f"cold = first repeat, empty JAX compilation cache; warm = later repeats, reusing it.")
 
 
 def define_flags() -> None:
     flags.DEFINE_bool("quick", False, f"cases {', '.join(QUICK_CASES)}, 2 repeats, shorter timing")
     flags.DEFINE_list("cases", [], f"cases to run (default: all): {', '.join(CASES)}")
-    flags.DEFINE_list("thread_counts", ["1", "2"], "thread counts to measure at")
+    flags.DEFINE_enum("device", "auto", DEVICES, "where both backends run (auto: a GPU if both see one)")
+    flags.DEFINE_list("thread_counts", [], "host cores to measure at (default: 1,2 on a CPU; on a GPU, "
+                      "the run policy's count; 0 = that count)")
     flags.DEFINE_integer("repeats", 0, "repeats per backend (default 3, 2 with --quick)")
     flags.DEFINE_string("json", None, "also write the results to this JSON file")
-    flags.DEFINE_integer("vmap_seeds", 4, "also time this many seeds of the canonical config in one "
-                         "vmapped JAX program (0: skip)")
+    flags.DEFINE_list("vmap_seeds", ["4"], "also time these numbers of seeds of the canonical config, "
+                      "each in one vmapped JAX program (0: skip)")
     flags.DEFINE_bool("worker", False, "internal: measure one backend and case, print JSON")
     flags.DEFINE_string("backend", None, "internal (--worker)")
     flags.DEFINE_string("case", None, "internal (--worker)")

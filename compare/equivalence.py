@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from common.cli import fail, run_app
+from common.cli import check_writable, fail, run_app, write_atomic
 from common.config import H0_MODES, Config, ConfigError
 from common.data import train_batch
 
@@ -99,9 +101,13 @@ def worst(x: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> tuple[f
     return max((relative(x[k], reference[k]), k) for k in reference)
 
 
+def trainer(backend: str, cfg: Config):
+    return importlib.import_module(f"{backend}_impl.train").Trainer(cfg)
+
+
 def trainers(cfg: Config) -> tuple[Any, Any]:
     """(JAX trainer, PyTorch trainer), both from the config's shared init."""
-    return tuple(importlib.import_module(f"{b}_impl.train").Trainer(cfg) for b in ("jax", "torch"))
+    return trainer("jax", cfg), trainer("torch", cfg)
 
 
 def compare_step(cfg: Config) -> dict[str, Any]:
@@ -117,17 +123,40 @@ def compare_step(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def compare_training(cfg: Config) -> dict[str, Any]:
-    """Loss trajectories and final parameters after cfg.steps identical Adam steps."""
-    jax_t, torch_t = trainers(cfg)
+def train_pair(cfg: Config, first, second) -> dict[str, Any]:
+    """Train two trainers on the same cfg.steps batches: their worst relative loss gap over the
+    steps and the worst relative gap of their final parameters (second is the reference)."""
     gap = 0.0
     for step in range(1, cfg.steps + 1):
         batch = train_batch(cfg, step)
-        jax_t.step(batch)
-        torch_t.step(batch)
-        jax_loss, torch_loss = jax_t.loss(), torch_t.loss()
-        gap = max(gap, abs(jax_loss - torch_loss) / abs(torch_loss))
-    return {"trajectory": gap, "params": worst(jax_t.params(), torch_t.params())}
+        first.step(batch)
+        second.step(batch)
+        a, b = first.loss(), second.loss()
+        gap = max(gap, abs(a - b) / abs(b))
+    return {"trajectory": gap, "params": worst(first.params(), second.params())}
+
+
+def compare_training(cfg: Config) -> dict[str, Any]:
+    """Loss trajectories and final parameters after cfg.steps identical Adam steps."""
+    return train_pair(cfg, *trainers(cfg))
+
+
+def nudged(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every weight moved by one unit in the last place: no two correct implementations can be
+    expected to agree more closely than this."""
+    return {k: np.nextafter(v, np.inf).astype(v.dtype) for k, v in params.items()}
+
+
+def within_framework(cfg: Config, backend: str) -> dict[str, dict[str, Any]]:
+    """The noise floor inside one backend, in the units of compare_training: the same training
+    run twice (`repeat`: 0 where the device computes deterministically), and once more with the
+    initial weights nudged by one ulp (`nudge`: how far float32 rounding alone carries the run)."""
+    reference = trainer(backend, cfg)
+    repeat = train_pair(cfg, trainer(backend, cfg), reference)
+    reference = trainer(backend, cfg)
+    moved = trainer(backend, cfg)
+    moved.set_params(nudged(moved.params()))
+    return {"repeat": repeat, "nudge": train_pair(cfg, moved, reference)}
 
 
 @dataclasses.dataclass
@@ -141,6 +170,16 @@ class Result:
     trajectory: float
     params: tuple[float, str]
     steps: int
+    # Within one backend (within_framework), worst over the training runs: backend -> kind
+    # ("repeat", "nudge") -> {"trajectory", "params"}; None unless asked for.
+    noise: dict[str, dict[str, dict[str, Any]]] | None = None
+
+    def noise_figure(self, kind: str, what: str) -> float | None:
+        """The larger of the two backends' within-framework gaps of this kind."""
+        if not self.noise:
+            return None
+        values = [n[kind][what] for n in self.noise.values()]
+        return max(v[0] if isinstance(v, tuple) else v for v in values)
 
     def violations(self) -> list[str]:
         b = bounds_for(self.variant, self.dtype)
@@ -152,14 +191,26 @@ class Result:
                 for what, value, bound in checks if not value <= bound]
 
 
-def check(variant: str, layers: int, dtype: str, device: str = "cpu", full: bool = False) -> Result:
+def check(variant: str, layers: int, dtype: str, device: str = "cpu", full: bool = False,
+          noise: bool = False) -> Result:
+    """Every comparison for one variant; with `noise`, also each backend's own noise floor over
+    the same training runs."""
     cfg = base_config(variant, layers, dtype, device)
     step = compare_step(cfg)
-    runs = [compare_training(run) for run in training_runs(cfg, full)]
+    configs = training_runs(cfg, full)
+    runs = [compare_training(run) for run in configs]
+    floors = None
+    if noise:
+        floors = {}
+        for backend in ("jax", "torch"):
+            per_run = [within_framework(run, backend) for run in configs]
+            floors[backend] = {kind: {what: max(r[kind][what] for r in per_run)
+                                      for what in ("trajectory", "params")}
+                               for kind in ("repeat", "nudge")}
     return Result(variant, layers, dtype, step["logits"], step["loss"], step["grads"],
                   trajectory=max(r["trajectory"] for r in runs),
                   params=max(r["params"] for r in runs),
-                  steps=training_runs(cfg, full)[0].steps)
+                  steps=configs[0].steps, noise=floors)
 
 
 def define_flags() -> None:
@@ -168,6 +219,9 @@ def define_flags() -> None:
     flags.DEFINE_list("dtype", list(BOUNDS), "dtypes to check")
     flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "run both backends here (gpu: TF32 off)")
     flags.DEFINE_bool("full", False, "train every h0 mode x carried state x schedule")
+    flags.DEFINE_bool("noise", False, "also measure each framework against itself: the same run "
+                      "repeated, and with every initial weight nudged by one ulp")
+    flags.DEFINE_string("json", None, "also write the figures to this JSON file")
     flags.register_validator("cell", lambda v: set(v) <= set(VARIANTS),
                              f"must be among {', '.join(VARIANTS)}")
     flags.register_validator("layers", lambda v: all(x.isdigit() and int(x) >= 1 for x in v),
@@ -176,39 +230,65 @@ def define_flags() -> None:
                              f"must be among {', '.join(BOUNDS)}")
 
 
+def print_results(console: Console, results: list[Result], device: str) -> None:
+    noise = any(r.noise for r in results)
+    table = Table(title=f"JAX vs PyTorch, same weights and batches (device {device})")
+    columns = ["variant", "layers", "dtype", "logits", "loss", "grad", "worst grad", "steps",
+               "run loss", "params", "worst param"]
+    if noise:
+        columns += ["repeat run loss/params", "1-ulp run loss/params"]
+    for column in [*columns, "ok"]:
+        table.add_column(column, no_wrap=True)
+    for r in results:
+        row = [r.variant, str(r.layers), r.dtype, f"{r.logits:.1e}", f"{r.loss:.1e}", f"{r.grads[0]:.1e}",
+               r.grads[1], str(r.steps), f"{r.trajectory:.1e}", f"{r.params[0]:.1e}", r.params[1]]
+        if noise:
+            row += [f"{r.noise_figure(kind, 'trajectory'):.1e} / {r.noise_figure(kind, 'params'):.1e}"
+                    if r.noise else "–" for kind in ("repeat", "nudge")]
+        table.add_row(*row, "yes" if not r.violations() else "NO")
+    console.print(table)
+    console.print("logits: max |Δ|; loss, grad: |Δ| / max |PyTorch value| per tensor (worst "
+                  "over h0 modes); run loss: worst relative loss gap over the training runs; "
+                  "params: relative gap of the final parameters.")
+    if noise:
+        console.print("repeat: the same run twice in one framework (0: deterministic); 1-ulp: one "
+                      "framework against itself with every initial weight nudged by one ulp; the "
+                      "larger of the two frameworks' figures.")
+    for name, b in [*BOUNDS.items(), ("rnn-relu float32", RELU_FLOAT32_BOUNDS)]:
+        console.print(f"bounds {name}: logits {b.logits:.0e}, loss and grads {b.grads:.0e} "
+                      f"(relative), run loss {b.trajectory:.0e}, params {b.params:.0e}")
+
+
 def main(argv: list[str]) -> None:
     FLAGS = flags.FLAGS
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+    if len(argv) > 1:
+        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     combos = [(v, int(n), d) for d in FLAGS.dtype for v in FLAGS.cell for n in FLAGS.layers]
+    if not combos:
+        fail("nothing to check: --cell, --layers and --dtype must each name at least one value")
+    if FLAGS.json:
+        try:
+            check_writable(FLAGS.json, flag="--json")
+        except ConfigError as e:
+            fail(str(e))
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 170)
     results = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("checking", total=len(combos))
         for variant, layers, dtype in combos:
             progress.update(task, description=f"{variant} x{layers} {dtype}")
             try:
-                results.append(check(variant, layers, dtype, FLAGS.device, FLAGS.full))
+                results.append(check(variant, layers, dtype, FLAGS.device, FLAGS.full, FLAGS.noise))
             except ConfigError as e:  # e.g. --device gpu without a GPU
                 fail(str(e))
             progress.advance(task)
-
-    table = Table(title=f"JAX vs PyTorch, same weights and batches (device {FLAGS.device})")
-    for column in ("variant", "layers", "dtype", "logits", "loss", "grad", "worst grad",
-                   "steps", "run loss", "params", "worst param", "ok"):
-        table.add_column(column, no_wrap=True)
-    for r in results:
-        table.add_row(r.variant, str(r.layers), r.dtype, f"{r.logits:.1e}", f"{r.loss:.1e}",
-                      f"{r.grads[0]:.1e}", r.grads[1], str(r.steps), f"{r.trajectory:.1e}",
-                      f"{r.params[0]:.1e}", r.params[1], "yes" if not r.violations() else "NO")
-    console.print(table)
-    console.print("logits: max |Δ|; loss, grad: |Δ| / max |PyTorch value| per tensor (worst "
-                  "over h0 modes); run loss: worst relative loss gap over the training runs; "
-                  "params: relative gap of the final parameters.")
-    for name, b in [*BOUNDS.items(), ("rnn-relu float32", RELU_FLOAT32_BOUNDS)]:
-        console.print(f"bounds {name}: logits {b.logits:.0e}, loss and grads {b.grads:.0e} "
-                      f"(relative), run loss {b.trajectory:.0e}, params {b.params:.0e}")
+    print_results(console, results, FLAGS.device)
     broken = [v for r in results for v in r.violations()]
     for line in broken:
         console.print(f"BROKEN: {line}")
+    if FLAGS.json:
+        rows = [{**dataclasses.asdict(r), "violations": r.violations(), "device": FLAGS.device} for r in results]
+        write_atomic(Path(FLAGS.json), json.dumps(rows, indent=1) + "\n")
     sys.exit(1 if broken else 0)
 
 

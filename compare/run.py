@@ -21,10 +21,11 @@ from typing import Any
 
 from absl import flags
 from rich.console import Console
+from rich.markup import escape
 
 from common.cli import fail, run_app
 from common.config import Config, ConfigError
-from compare import report
+from compare import devices, report
 from compare.runner import RESULTS, ResultsError, execute, load_results
 from compare.sweeps import ALL, PRESETS, SWEEPS, expand
 
@@ -103,6 +104,10 @@ def main(argv: list[str]) -> None:
             swept = set(overrides) & set(SWEEPS[name].axes(F.preset))
             if swept:
                 raise ConfigError(f"--set {sorted(swept)[0]}=…: sweep {name} varies {sorted(swept)[0]} itself")
+        [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
+        # Validated first (a bad --set fails at once); then every run gets the one device.
+        device, device_note = devices.resolve(overrides.get("device", "auto"), F.backends)
+        overrides["device"] = device
         runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
     except ConfigError as e:
         fail(str(e))
@@ -120,6 +125,7 @@ def main(argv: list[str]) -> None:
     except ResultsError as e:
         fail(str(e))
 
+    console.print(device_note)
     console.print(f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
                   f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
     start = time.perf_counter()
@@ -130,12 +136,13 @@ def main(argv: list[str]) -> None:
               f"- command: `python -m compare.run {shlex.join(sys.argv[1:])}`",
               f"- written: {datetime.datetime.now().isoformat(timespec='seconds')}; "
               f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)",
-              *_environment(records)]
-    devices = {r["env"]["device"] for r in records if r.get("env")}
-    if len(devices) > 1:  # e.g. a CUDA torch beside a CPU-only jaxlib: timings are not comparable
-        warning = f"WARNING: the backends ran on different devices ({', '.join(sorted(devices))})"
-        console.print(f"[red]{warning}[/]")
-        header.append(f"- **{warning}**: install both GPU builds (README) or pass --set device=cpu")
+              f"- {device_note}", *_environment(records)]
+    mix = devices.mixed(records)
+    if mix:  # e.g. records resumed from a run on another machine: timings are not comparable
+        ran = "; ".join(f"{b} on {', '.join(sorted(d))}" for b, d in sorted(mix.items()))
+        warning = f"WARNING: these runs are not all on one device ({ran})"
+        console.print(f"[red]{escape(warning)}[/]")
+        header.append(f"- **{warning}**: rerun into a fresh --out to compare timings")
     report.write(out_dir, records, header)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {out_dir / 'report.md'}, "
                   f"{out_dir / 'summary.csv'}, {out_dir / RESULTS}")
@@ -151,7 +158,8 @@ def _environment(records: list[dict[str, Any]]) -> list[str]:
         if r.get("env"):
             e = r["env"]
             seen[r["backend"]] = f"- {r['backend']}: {e['framework']} on {e['device']} ({e['device_name']}), " \
-                                 f"{e['threads']} thread(s), cores {e['cores']}"
+                                 f"{e['threads']} thread(s), cores {e['cores']}" + \
+                                 (f" ({e['thread_policy']})" if e.get("thread_policy") else "")
     return [seen[b] for b in sorted(seen)]
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.threads import available_cores
+from common.threads import available_cores, host_threads
 from compare.sweeps import Run
 
 RESULTS = "results.jsonl"
@@ -155,7 +156,7 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
             for slot in range(jobs):
                 if slot not in running and units:
                     unit = units.pop(0)
-                    running[slot] = _Worker(unit, scratch, slot_cores(slot, unit[0].config.threads))
+                    running[slot] = _Worker(unit, scratch, slot_cores(slot, host_threads(unit[0].config)))
             progress.update(task, now=" | ".join(w.what for w in running.values()))
             time.sleep(0.05)
             for slot, worker in list(running.items()):
@@ -169,7 +170,7 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
                     done[run.key] = record
                     if record["status"] == "error":
                         progress.console.print(f"[red]error[/] {run.backend} {run.label} seed "
-                                               f"{run.config.seed}: {record['error']}")
+                                               f"{run.config.seed}: {escape(record['error'])}")
                     progress.advance(task)
     shutil.rmtree(scratch, ignore_errors=True)
     return done

@@ -1,7 +1,7 @@
 """Process-wide JAX settings: device, float64, float32 matmul precision.
 
 Threads are pinned by CPU affinity before JAX starts (common.threads): XLA sizes its CPU pool
-from the affinity mask.
+from the affinity mask. GPU memory is taken as needed (jax_impl/__init__.py).
 """
 
 from __future__ import annotations
@@ -18,15 +18,21 @@ import optax
 from common.config import Config, ConfigError
 
 
-def select_device(cfg: Config) -> jax.Device:
+def gpu_name() -> str | None:
+    """The GPU JAX would use, or None (a CPU-only jaxlib, or no GPU)."""
     # Probing for accelerators logs each missing plugin (libtpu, CUDA) at INFO: keep it quiet.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    if cfg.device != "cpu":
-        try:
-            return jax.devices("gpu")[0]
-        except RuntimeError:
-            if cfg.device == "gpu":
-                raise ConfigError("device='gpu': JAX sees no GPU (is jax[cuda] installed?)") from None
+    try:
+        return jax.devices("gpu")[0].device_kind
+    except RuntimeError:
+        return None
+
+
+def select_device(cfg: Config) -> jax.Device:
+    if cfg.device != "cpu" and gpu_name() is not None:
+        return jax.devices("gpu")[0]
+    if cfg.device == "gpu":
+        raise ConfigError("device='gpu': JAX sees no GPU (is jax[cuda12] installed?)")
     return jax.devices("cpu")[0]
 
 
@@ -46,15 +52,22 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def configure_process(cfg: Config) -> None:
+    """Settings for a process that runs this one config and nothing else (the command line).
+
+    A CPU run never starts JAX's GPU backend: no CUDA context, no GPU memory. This cannot be
+    undone once JAX has started, so `configure`, which every Trainer calls, must not do it: a
+    later GPU trainer in the same process (the tests, the GPU check) would silently stay on CPU.
+    """
+    if cfg.device == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+
+
 def configure(cfg: Config) -> jax.Device:
     """float64 when asked, full-fp32 (or TF32 on a GPU when cfg.tf32) matmuls; returns the device.
 
-    Must run before the first JAX operation: backends are set up on first use.
+    Everything here can be set again by the next Trainer in the same process.
     """
-    # Take GPU memory as needed, not 75 % up front: harness workers may share one GPU.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    if cfg.device == "cpu":  # never touch (or allocate on) a GPU that is present
-        jax.config.update("jax_platforms", "cpu")
     enable_compilation_cache()
     jax.config.update("jax_enable_x64", cfg.dtype == "float64")
     device = select_device(cfg)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from common.config import Config
-from compare.bench import CASES, flops_per_step
+from compare.bench import CASES, add_efficiency, flops_per_step
 
 
 def test_flops_per_step_from_shapes():
@@ -34,3 +34,16 @@ def test_bench_measures_both_backends(tmp_path):
         assert r["steps_per_s"] > 0 and 0 < r["efficiency"] <= 1.5 and r["solve_step"]
     jax_row = next(r for r in rows if r["backend"] == "jax")
     assert jax_row["compile_cold_s"] > 0 and jax_row["compile_warm_s"] is not None
+
+
+def test_efficiency_uses_the_peak_of_the_device_each_backend_ran_on():
+    row = lambda device, peak, gflops: {"device": device, "peak_gflops": peak, "gflops": gflops}  # noqa: E731
+    same = {"jax": row("cpu", 100.0, 30.0), "torch": row("cpu", 80.0, 20.0)}
+    add_efficiency(same)  # one device: the better framework's peak is the yardstick for both
+    assert same["jax"]["efficiency"] == 0.3 and same["torch"]["efficiency"] == 0.2
+    mixed = {"jax": row("cpu", 100.0, 30.0), "torch": row("gpu", 50000.0, 500.0)}
+    add_efficiency(mixed)  # never a CPU run against a GPU's peak
+    assert mixed["jax"]["efficiency"] == 0.3 and mixed["torch"]["efficiency"] == 0.01
+    failed = {"jax": {"error": "boom"}, "torch": row("cpu", 80.0, 20.0)}
+    add_efficiency(failed)
+    assert failed["torch"]["efficiency"] == 0.25 and "efficiency" not in failed["jax"]

@@ -1,10 +1,13 @@
 """The command line as a user meets it: subprocesses, exit codes, what lands on disk."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+
+from tests.conftest import gpu_available
 
 
 def cli(backend, *args, cwd=None):
@@ -67,5 +70,8 @@ def test_a_run_writes_its_record(backend, tmp_path):
     for key in ("compile_s", "step_s_median", "steps_per_s", "solve_step", "solve_s"):
         assert key in timing
     assert timing["steps_per_s"] > 0 and (timing["compile_s"] is None) == (backend == "torch")
-    assert record["env"]["threads"] == 1 and record["env"]["device"] == "cpu"
+    on_gpu = gpu_available()  # --device auto takes a GPU where there is one
+    assert record["env"]["device"] == ("gpu" if on_gpu else "cpu")
+    assert record["env"]["threads"] == (min(8, len(os.sched_getaffinity(0))) if on_gpu else 1)
+    assert record["env"]["thread_policy"].startswith("auto: " + ("GPU" if on_gpu else "CPU"))
     assert "never reached 100% exact" in result.stdout or "100% exact at step" in result.stdout

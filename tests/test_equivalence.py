@@ -9,6 +9,7 @@ import pytest
 from common.config import H0_MODES
 from compare import equivalence as eq
 from jax_impl import model as jax_model
+from tests.conftest import requires_gpu
 from torch_impl import params as torch_params
 
 
@@ -35,17 +36,7 @@ def test_full_mode_covers_every_h0_carry_and_schedule():
         for sched in ("constant", "multistep")}
 
 
-def _gpu_available() -> bool:
-    import jax
-    import torch
-
-    try:
-        return torch.cuda.is_available() and bool(jax.devices("gpu"))
-    except RuntimeError:
-        return False
-
-
-@pytest.mark.skipif(not _gpu_available(), reason="no GPU visible to both JAX and PyTorch")
+@requires_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("variant", list(eq.VARIANTS))
 def test_backends_agree_on_gpu_with_tf32_off(variant, dtype):

@@ -8,22 +8,31 @@ from typing import Any
 import torch
 
 from common.config import Config, ConfigError
+from common.threads import host_threads
+
+
+def gpu_name() -> str | None:
+    """The GPU PyTorch would use, or None (a CPU build, or no GPU)."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def select_device(cfg: Config) -> torch.device:
-    if cfg.device == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
+    if cfg.device != "cpu" and torch.cuda.is_available():
         return torch.device("cuda")
     if cfg.device == "gpu":
         raise ConfigError("device='gpu': PyTorch sees no CUDA GPU (is a CUDA build installed?)")
     return torch.device("cpu")
 
 
+def configure_process(cfg: Config) -> None:
+    """Settings for a process that runs this one config only: none. PyTorch starts CUDA lazily,
+    on the first tensor put there, so a CPU run never touches a GPU anyway."""
+
+
 def configure(cfg: Config) -> torch.device:
     """Threads, full-fp32 (or TF32 when cfg.tf32) matmuls and cuDNN RNNs; returns the device."""
     device = select_device(cfg)
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(host_threads(cfg))
     if torch.get_num_interop_threads() != 1:
         torch.set_num_interop_threads(1)
     # Only the new precision API: mixing it with the legacy allow_tf32 flags raises in torch>=2.9.
@@ -38,7 +47,7 @@ def describe(device: torch.device) -> dict[str, Any]:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     return {
         "framework": f"torch {torch.__version__}",
-        "device": device.type,
+        "device": "gpu" if device.type == "cuda" else "cpu",  # the same words as JAX's record
         "device_name": name or platform.machine(),
         "threads": torch.get_num_threads(),
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
