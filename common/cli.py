@@ -181,15 +181,21 @@ def summarise(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def start_backend(backend: str, cfg: Config):
+    """For a process that runs this one config: pin it to the run's host cores, then start the
+    backend (frameworks size their thread pools when they start). Returns (train module, cores)."""
+    cores = pin_threads(host_threads(cfg))
+    importlib.import_module(f"{backend}_impl.runtime").configure_process(cfg)
+    return importlib.import_module(f"{backend}_impl.train"), cores
+
+
 def run(backend: str, cfg: Config, console: Console, seeds: int = 1) -> list[dict[str, Any]]:
     """Train seeds cfg.seed … cfg.seed + seeds - 1 of one config on one backend; their run records.
 
     Several seeds share one compiled program (train.SeedGroup: JAX vmap) and advance together.
     """
     cfgs = [cfg.replace(seed=cfg.seed + k) for k in range(seeds)]
-    cores = pin_threads(host_threads(cfg))
-    importlib.import_module(f"{backend}_impl.runtime").configure_process(cfg)
-    train = importlib.import_module(f"{backend}_impl.train")  # after pinning: frameworks size pools at start
+    train, cores = start_backend(backend, cfg)
     group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
     env = {**group.views[0].env(), "cores": cores, "thread_policy": thread_policy(cfg),
            "python": platform.python_version(),

@@ -31,7 +31,7 @@ def available_cores() -> list[int]:
 def gpu_present() -> bool:
     """An NVIDIA GPU's device node exists (read without importing a framework, which must start
     after pinning). Whether a framework can use it is for the framework to say."""
-    return bool(glob.glob("/dev/nvidia[0-9]*"))
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/proc/driver/nvidia/gpus/*"))
 
 
 def runs_on_gpu(cfg: Config) -> bool:
@@ -56,6 +56,8 @@ def thread_policy(cfg: Config) -> str:
 
 def pin_threads(threads: int) -> list[int]:
     """Restrict this process to `threads` cores (all if fewer exist); returns the cores used."""
+    if threads < 1:
+        raise ValueError(f"pin_threads({threads}): resolve the policy first (host_threads)")
     cores = available_cores()[:threads]
     os.sched_setaffinity(0, cores)
     for name in _THREAD_ENV:

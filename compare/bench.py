@@ -214,8 +214,9 @@ def add_efficiency(summaries: dict[str, dict[str, Any]]) -> None:
 
 
 def bench(cases: list[str], device: str, thread_counts: list[int], repeats: int, quick: bool,
-          vmap_seeds: list[int], status=None) -> list[dict[str, Any]]:
-    """Every measurement, as rows (one per case x threads x backend, and per vmapped K)."""
+          vmap_seeds: list[int], status=None, done=None) -> list[dict[str, Any]]:
+    """Every measurement, as rows (one per case x threads x backend, and per vmapped K).
+    `done(rows so far)` is called after each case, so a stopped bench keeps what it measured."""
     say = status.update if status else (lambda _: None)
     results = []
     for case in cases:
@@ -236,6 +237,8 @@ def bench(cases: list[str], device: str, thread_counts: list[int], repeats: int,
                     say(f"{case}, {threads} thread(s), {k} seeds in one vmapped program")
                     results.append(_vmap_row(case, device, threads, k, repeats, quick,
                                              summaries["jax"]["step_s"]))
+            if done:
+                done(results)
     return results
 
 
@@ -277,11 +280,11 @@ def main(argv: list[str]) -> None:
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     console.print(note)
+    save = (lambda rows: write_atomic(Path(F.json), json.dumps(rows, indent=1) + "\n")) if F.json else None
     with console.status("") as status:
-        results = bench(cases, device, thread_counts, repeats, F.quick, vmap_seeds, status)
+        results = bench(cases, device, thread_counts, repeats, F.quick, vmap_seeds, status, save)
     print_tables(console, results)
     if F.json:
-        write_atomic(Path(F.json), json.dumps(results, indent=1) + "\n")
         console.print(f"written to {F.json}")
 
 

@@ -14,7 +14,6 @@ carry). Inside sweeps the same probe runs with `probe=True` (`--sweep probe`).
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -24,12 +23,11 @@ import numpy as np
 from absl import flags
 from rich.console import Console
 
-from common.cli import fail, run_app, write_atomic
+from common.cli import fail, run_app, start_backend, write_atomic
 from common.config import CELLS, ORDERS, Config, ConfigError
 from common.data import eval_set
 from common.loop import fit
 from common.probe import carry_out, probe_states
-from common.threads import pin_threads
 
 
 def pca_plot(states: np.ndarray, labels: np.ndarray, title: str, path: Path, points: int = 4000) -> None:
@@ -60,8 +58,8 @@ def pca_plot(states: np.ndarray, labels: np.ndarray, title: str, path: Path, poi
 
 
 def run_probe(backend: str, cfg: Config, out_dir: Path, console: Console) -> dict[str, Any]:
-    pin_threads(cfg.threads)
-    trainer = importlib.import_module(f"{backend}_impl.train").Trainer(cfg)
+    train, _ = start_backend(backend, cfg)
+    trainer = train.Trainer(cfg)
     record = fit(cfg, trainer)
     batch = eval_set(cfg)
     states = trainer.hidden_states(batch)

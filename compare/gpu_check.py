@@ -1,0 +1,275 @@
+"""Everything the study needs to know from a GPU, in one command for a few borrowed minutes.
+
+    python -m compare.gpu_check --out gpu-check
+
+In order, each part in processes of its own, with its figures saved as soon as it ends:
+1. train: both backends train the canonical config on the GPU to 100 % (lr 1e-2), from an
+   empty JAX compilation cache (the cold compile a new user meets);
+2. equivalence: same weights and batches on both backends (compare.equivalence, 2 layers, every
+   cell, float32 and float64), with each framework's own noise floor in float32 (the same run
+   repeated; every initial weight nudged by one ulp);
+3. bench: canonical, lstm, gru and 1000-digit cases, cold and warm compile, and K = 8 and 32
+   seeds in one vmapped JAX program (compare.bench);
+4. tests: the test modules whose code paths change on a GPU (the GPU equivalence test is part 2's
+   check with the same bounds, and is not run twice);
+5. threads: the host-core policy's effect: the canonical run again on 1 host core (cold compile,
+   steps/s), against part 1's runs on the policy's cores.
+Parts that would not fit in --budget_s are skipped and say so. Writes DIR/gpu_check.json (every
+figure), DIR/gpu_check.md (the summary) and a log per part. Exit 1 if a part failed, 2 on bad
+input or without a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from absl import flags
+from rich.console import Console
+
+from common.cli import fail, run_app, write_atomic
+from common.config import Config, ConfigError
+from common.threads import available_cores, host_threads
+from compare import devices
+
+BACKENDS = ("jax", "torch")
+TEST_MODULES = ("tests/test_models.py", "tests/test_cli.py", "tests/test_runtime.py",
+                "tests/test_devices.py", "tests/test_beyond.py::test_hidden_states_agree_across_backends")
+
+
+class Check:
+    """Runs the parts in order within a time budget, saving the figures after each."""
+
+    def __init__(self, out: Path, device: str, budget_s: float, small: bool, console: Console):
+        self.out, self.device, self.small, self.console = out, device, small, console
+        self.deadline = time.monotonic() + budget_s
+        self.results: dict[str, Any] = {"device": device, "parts": {}}
+        # One fresh JAX compilation cache for the whole check: part 1 compiles cold, later parts
+        # reuse its programs. The bench times cold and warm with caches of its own.
+        self.cache = Path(tempfile.mkdtemp(prefix="gpu-check-jax-cache-"))
+        self.env = {**os.environ, "ADDER_JAX_CACHE": str(self.cache), "PYTHONUNBUFFERED": "1"}
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def run(self, name: str, part, needs_s: float) -> None:
+        if self.left() < needs_s:
+            self.results["parts"][name] = {"status": "skipped", "why": f"needs ~{needs_s:.0f} s, "
+                                           f"{max(self.left(), 0):.0f} s of the budget left"}
+            self.console.print(f"[yellow]{name}: skipped[/] (out of time)")
+        else:
+            self.console.print(f"[bold]{name}[/] ({self.left():.0f} s of the budget left)")
+            start = time.monotonic()
+            try:
+                figures = part()
+                status = "failed" if figures.pop("failed", False) else "ok"
+            except Exception as e:  # a broken part must not cost the others their figures
+                figures, status = {"error": f"{type(e).__name__}: {e}"}, "failed"
+            self.results["parts"][name] = {"status": status, "seconds": round(time.monotonic() - start, 1),
+                                           **figures}
+            self.console.print(f"{name}: {status} in {time.monotonic() - start:.0f} s")
+        write_atomic(self.out / "gpu_check.json", json.dumps(self.results, indent=1) + "\n")
+        write_atomic(self.out / "gpu_check.md", summary(self.results))
+
+    def command(self, name: str, args: list[str], timeout_s: float | None = None,
+                cores: int | None = None) -> subprocess.CompletedProcess:
+        """Run a command of this project into DIR/NAME.log, stopped at the budget's end."""
+        timeout = max(1.0, min(timeout_s or self.left(), self.left()))
+        pinned = available_cores()[:cores] if cores else None
+        with open(self.out / f"{name}.log", "a") as log:
+            log.write(f"$ {' '.join(args)}\n")
+            log.flush()
+            try:
+                return subprocess.run([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
+                                      env=self.env, timeout=timeout, stdin=subprocess.DEVNULL,
+                                      preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None)
+            except subprocess.TimeoutExpired:
+                log.write(f"\nstopped: out of the check's time budget after {timeout:.0f} s\n")
+                return subprocess.CompletedProcess(args, returncode=124)
+
+    # ------------------------------------------------------------------------------------ parts
+
+    def train(self, threads: int = 0, name: str = "train") -> dict[str, Any]:
+        """Each backend's own command line: canonical config, lr 1e-2, until 100 %."""
+        figures: dict[str, Any] = {}
+        for backend in BACKENDS:
+            record_path = self.out / f"{name}-{backend}.json"
+            steps = "100" if self.small else "400"
+            proc = self.command(name, ["-m", f"{backend}_impl", f"--device={self.device}", "--lr=1e-2",
+                                       f"--steps={steps}", "--eval_every=10", "--stop_when_solved",
+                                       f"--threads={threads}", f"--out={record_path}"])
+            if proc.returncode != 0 or not record_path.exists():
+                figures[backend] = {"error": f"exit {proc.returncode}: see {name}.log"}
+                figures["failed"] = True
+                continue
+            record = json.loads(record_path.read_text())
+            t = record["timing"]
+            figures[backend] = {k: t[k] for k in ("compile_s", "first_step_s", "steps_per_s", "solve_step",
+                                                  "solve_s", "solve_train_s")}
+            figures[backend].update(status=record["status"], final_exact=record["final"]["exact_acc"],
+                                    device=record["env"]["device"], device_name=record["env"]["device_name"],
+                                    framework=record["env"]["framework"], threads=record["env"]["threads"],
+                                    thread_policy=record["env"]["thread_policy"])
+            record_path.unlink()  # its figures are in gpu_check.json
+            if record["status"] != "ok" or record["env"]["device"] != self.device:
+                figures["failed"] = True
+        return figures
+
+    def equivalence(self) -> dict[str, Any]:
+        table = self.out / "equivalence.json"
+        args = ["-m", "compare.equivalence", f"--device={self.device}", "--noise", f"--json={table}"]
+        args += ["--cell=rnn-tanh,gru", "--layers=1"] if self.small else ["--layers=2"]
+        proc = self.command("equivalence", args)
+        rows = json.loads(table.read_text()) if table.exists() else []
+        table.unlink(missing_ok=True)
+        return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
+
+    def bench(self) -> dict[str, Any]:
+        table = self.out / "bench.json"
+        cases = "canonical" if self.small else "canonical,gru,lstm,digits1000"
+        vmap = "2" if self.small else "8,32"
+        proc = self.command("bench", ["-m", "compare.bench", f"--device={self.device}", f"--cases={cases}",
+                                      "--repeats=2", f"--vmap_seeds={vmap}", f"--json={table}"]
+                            + (["--quick"] if self.small else []))
+        rows = json.loads(table.read_text()) if table.exists() else []
+        table.unlink(missing_ok=True)
+        return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
+
+    def tests(self) -> dict[str, Any]:
+        args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *TEST_MODULES]
+        if self.small:
+            args += ["-k", "contract or both_backends_name or a_run_writes_its_record"]
+        proc = self.command("tests", args)
+        lines = (self.out / "tests.log").read_text().strip().splitlines()
+        return {"summary": lines[-1] if lines else "no output", "exit": proc.returncode,
+                "failed": proc.returncode != 0}
+
+    def threads(self) -> dict[str, Any]:
+        """Part 1 again on one host core, from an empty compilation cache, pinned like a worker."""
+        self.env["ADDER_JAX_CACHE"] = tempfile.mkdtemp(prefix="gpu-check-jax-cache-1core-")
+        try:
+            return self.train(threads=1, name="threads")
+        finally:
+            shutil.rmtree(self.env["ADDER_JAX_CACHE"], ignore_errors=True)
+            self.env["ADDER_JAX_CACHE"] = str(self.cache)
+
+
+# ---------------------------------------------------------------------------------- summary
+
+def _f(x, spec: str = ".2f") -> str:
+    return "–" if x is None else f"{x:{spec}}"
+
+
+def summary(results: dict[str, Any]) -> str:
+    """gpu_check.md: the figures a reader wants, from gpu_check.json."""
+    parts = results["parts"]
+    lines = [f"# GPU check (device {results['device']})", ""]
+    for name, part in parts.items():
+        extra = f" — {part['why']}" if part["status"] == "skipped" else \
+            f" in {part['seconds']} s" + (f": {part['error']}" if "error" in part else "")
+        lines.append(f"- {name}: **{part['status']}**{extra}")
+    lines.append("")
+    for name, title in (("train", "policy host cores"), ("threads", "1 host core")):
+        part = parts.get(name, {})
+        runs = {b: part[b] for b in BACKENDS if isinstance(part.get(b), dict) and "error" not in part[b]}
+        if runs:
+            lines += [f"## Canonical run to 100 % (lr 1e-2), {title}", "",
+                      "| backend | framework | device | threads | compile s | steps/s | solved at step | solve s |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for b, r in runs.items():
+                lines.append(f"| {b} | {r['framework']} | {r['device_name']} | {r['threads']} | "
+                             f"{_f(r['compile_s'])} | {_f(r['steps_per_s'], '.0f')} | {r['solve_step'] or 'never'} | "
+                             f"{_f(r['solve_s'])} |")
+            lines.append("")
+    rows = parts.get("equivalence", {}).get("rows", [])
+    if rows:
+        lines += ["## Equivalence (same weights and batches)", "",
+                  "| variant | layers | dtype | logits | grads | run loss | params | repeat run loss/params | "
+                  "1-ulp run loss/params | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            noise = {kind: (f"{max(n[kind]['trajectory'] for n in r['noise'].values()):.1e} / "
+                            f"{max(n[kind]['params'][0] for n in r['noise'].values()):.1e}")
+                     if r.get("noise") else "–" for kind in ("repeat", "nudge")}
+            lines.append(f"| {r['variant']} | {r['layers']} | {r['dtype']} | {r['logits']:.1e} | "
+                         f"{r['grads'][0]:.1e} | {r['trajectory']:.1e} | {r['params'][0]:.1e} ({r['params'][1]}) | "
+                         f"{noise['repeat']} | {noise['nudge']} | {'yes' if not r['violations'] else 'NO'} |")
+        lines.append("")
+    rows = parts.get("bench", {}).get("rows", [])
+    speed = [r for r in rows if r["backend"] in BACKENDS and "error" not in r]
+    if speed:
+        lines += ["## Speed", "", "| case | backend | device | threads | steps/s | GFLOP/s | eff. | "
+                  "compile s cold/warm | solve s cold/warm |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in speed:
+            lines.append(f"| {r['case']} | {r['backend']} | {r['device']} | {r['threads']} | {r['steps_per_s']:.0f} | "
+                         f"{r['gflops']:.1f} | {100 * r['efficiency']:.1f} % | {_f(r['compile_cold_s'])} / "
+                         f"{_f(r['compile_warm_s'])} | {_f(r.get('solve_cold_s'))} / {_f(r.get('solve_s'))} |")
+        lines.append("")
+    vmap = [r for r in rows if r["backend"] == "jax-vmap" and "error" not in r]
+    if vmap:
+        lines += ["| K seeds in one vmapped JAX program | group step ms | per seed ms | single run ms | speed-up |",
+                  "|---|---|---|---|---|"]
+        for r in vmap:
+            lines.append(f"| {r['seeds']} | {1e3 * r['group_step_s']:.2f} | {1e3 * r['group_step_s'] / r['seeds']:.3f} | "
+                         f"{1e3 * r['single_step_s']:.2f} | x{r['speedup']:.1f} |")
+        lines.append("")
+    errors = [r for r in rows if "error" in r]
+    for r in errors:
+        lines.append(f"- bench {r['case']} {r['backend']}: error: {r['error']}")
+    if "tests" in parts and "summary" in parts["tests"]:
+        lines += ["## Tests", "", f"`{parts['tests']['summary']}`", ""]
+    return "\n".join(lines) + "\n"
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("out", None, "folder for the figures and logs (created; must be empty if it exists)")
+    flags.DEFINE_float("budget_s", 480, "stop starting parts after this many seconds")
+    flags.DEFINE_enum("device", "gpu", ["gpu", "cpu"], "gpu; cpu only to test this command itself")
+    flags.DEFINE_bool("small", False, "tiny versions of every part (to test this command itself)")
+
+
+def main(argv: list[str]) -> None:
+    F = flags.FLAGS
+    if len(argv) > 1:
+        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+    if not F.out:
+        fail("--out is required: the folder for the figures")
+    if F.budget_s <= 0:
+        fail(f"--budget_s={F.budget_s}: must be > 0")
+    out = Path(F.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(f"--out={out}: exists and is not an empty folder")
+    try:
+        _, note = devices.resolve(F.device, BACKENDS)
+    except ConfigError as e:
+        fail(f"no GPU to check: {e}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"--out={out}: cannot create it ({e.strerror})")
+    console = Console(highlight=False)
+    console.print(f"{note}; host cores: {len(available_cores())}, a run gets "
+                  f"{host_threads(Config(device=F.device))} by the host-core policy")
+    check = Check(out, F.device, F.budget_s, F.small, console)
+    try:
+        # Rough minimum seconds each part needs on an H200 box, so a part that cannot finish
+        # is skipped rather than cut off halfway.
+        check.run("train", check.train, 20)
+        check.run("equivalence", check.equivalence, 60)
+        check.run("bench", check.bench, 90)
+        check.run("tests", check.tests, 30)
+        check.run("threads", check.threads, 60)
+    finally:
+        shutil.rmtree(check.cache, ignore_errors=True)
+    print((out / "gpu_check.md").read_text())
+    sys.exit(1 if any(p["status"] == "failed" for p in check.results["parts"].values()) else 0)
+
+
+if __name__ == "__main__":
+    run_app(main, define_flags)
