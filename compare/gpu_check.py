@@ -10,10 +10,10 @@ In order, each part in processes of its own, with its figures saved as soon as i
    repeated; every initial weight nudged by one ulp);
 3. bench: canonical, lstm, gru and 1000-digit cases, cold and warm compile, and K = 8 and 32
    seeds in one vmapped JAX program (compare.bench);
-4. tests: the test modules whose code paths change on a GPU (the GPU equivalence test is part 2's
-   check with the same bounds, and is not run twice);
-5. threads: the host-core policy's effect: the canonical run again on 1 host core (cold compile,
-   steps/s), against part 1's runs on the policy's cores.
+4. tests: the tests whose code paths change on a GPU (the GPU equivalence test is part 2's check
+   with the same bounds, and is not run twice);
+5. threads: the host-core policy's effect: the canonical case on 1 host core and on the policy's
+   cores, interleaved (compare.bench: compile cold and warm, steps/s, time to solve).
 Parts that would not fit in --budget_s are skipped and say so. Writes DIR/gpu_check.json (every
 figure), DIR/gpu_check.md (the summary) and a log per part. Exit 1 if a part failed, 2 on bad
 input or without a GPU.
@@ -40,8 +40,11 @@ from common.threads import available_cores, host_threads
 from compare import devices
 
 BACKENDS = ("jax", "torch")
-TEST_MODULES = ("tests/test_models.py", "tests/test_cli.py", "tests/test_runtime.py",
-                "tests/test_devices.py", "tests/test_beyond.py::test_hidden_states_agree_across_backends")
+# What runs differently on a GPU: model and runtime paths, a command-line run's record, the probe's
+# hidden states. (The GPU equivalence test is part 2; the bad-input tests never reach a device.)
+TESTS = ("tests/test_models.py", "tests/test_runtime.py", "tests/test_devices.py",
+         "tests/test_cli.py::test_a_run_writes_its_record",
+         "tests/test_beyond.py::test_hidden_states_agree_across_backends")
 
 
 class Check:
@@ -51,6 +54,7 @@ class Check:
         self.out, self.device, self.small, self.console = out, device, small, console
         self.deadline = time.monotonic() + budget_s
         self.results: dict[str, Any] = {"device": device, "parts": {}}
+        self.cap_s = budget_s
         # One fresh JAX compilation cache for the whole check: part 1 compiles cold, later parts
         # reuse its programs. The bench times cold and warm with caches of its own.
         self.cache = Path(tempfile.mkdtemp(prefix="gpu-check-jax-cache-"))
@@ -59,7 +63,9 @@ class Check:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def run(self, name: str, part, needs_s: float) -> None:
+    def run(self, name: str, part, needs_s: float, cap_s: float) -> None:
+        """Run a part if `needs_s` of the budget is left; its commands stop after `cap_s`."""
+        self.cap_s = cap_s
         if self.left() < needs_s:
             self.results["parts"][name] = {"status": "skipped", "why": f"needs ~{needs_s:.0f} s, "
                                            f"{max(self.left(), 0):.0f} s of the budget left"}
@@ -81,7 +87,7 @@ class Check:
     def command(self, name: str, args: list[str], timeout_s: float | None = None,
                 cores: int | None = None) -> subprocess.CompletedProcess:
         """Run a command of this project into DIR/NAME.log, stopped at the budget's end."""
-        timeout = max(1.0, min(timeout_s or self.left(), self.left()))
+        timeout = max(1.0, min(timeout_s or self.cap_s, self.left()))
         pinned = available_cores()[:cores] if cores else None
         with open(self.out / f"{name}.log", "a") as log:
             log.write(f"$ {' '.join(args)}\n")
@@ -96,15 +102,17 @@ class Check:
 
     # ------------------------------------------------------------------------------------ parts
 
-    def train(self, threads: int = 0, name: str = "train") -> dict[str, Any]:
-        """Each backend's own command line: canonical config, lr 1e-2, until 100 %."""
+    def train(self) -> dict[str, Any]:
+        """Each backend's own command line: canonical config, lr 1e-2, until 100 %, on the host
+        cores the policy gives a GPU run."""
+        name = "train"
         figures: dict[str, Any] = {}
         for backend in BACKENDS:
             record_path = self.out / f"{name}-{backend}.json"
             steps = "100" if self.small else "400"
             proc = self.command(name, ["-m", f"{backend}_impl", f"--device={self.device}", "--lr=1e-2",
                                        f"--steps={steps}", "--eval_every=10", "--stop_when_solved",
-                                       f"--threads={threads}", f"--out={record_path}"])
+                                       f"--out={record_path}"])
             if proc.returncode != 0 or not record_path.exists():
                 figures[backend] = {"error": f"exit {proc.returncode}: see {name}.log"}
                 figures["failed"] = True
@@ -143,7 +151,7 @@ class Check:
         return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
 
     def tests(self) -> dict[str, Any]:
-        args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *TEST_MODULES]
+        args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS]
         if self.small:
             args += ["-k", "contract or both_backends_name or a_run_writes_its_record"]
         proc = self.command("tests", args)
@@ -152,13 +160,16 @@ class Check:
                 "failed": proc.returncode != 0}
 
     def threads(self) -> dict[str, Any]:
-        """Part 1 again on one host core, from an empty compilation cache, pinned like a worker."""
-        self.env["ADDER_JAX_CACHE"] = tempfile.mkdtemp(prefix="gpu-check-jax-cache-1core-")
-        try:
-            return self.train(threads=1, name="threads")
-        finally:
-            shutil.rmtree(self.env["ADDER_JAX_CACHE"], ignore_errors=True)
-            self.env["ADDER_JAX_CACHE"] = str(self.cache)
+        """The canonical case on 1 host core and on the policy's cores, interleaved A B A B by
+        the bench, each from an empty compilation cache on its first repeat."""
+        table = self.out / "threads.json"
+        policy = host_threads(Config(device=self.device))
+        proc = self.command("threads", ["-m", "compare.bench", f"--device={self.device}", "--cases=canonical",
+                                        f"--thread_counts=1,{policy}", "--repeats=2", "--vmap_seeds=0",
+                                        f"--json={table}"] + (["--quick"] if self.small else []))
+        rows = json.loads(table.read_text()) if table.exists() else []
+        table.unlink(missing_ok=True)
+        return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -167,44 +178,11 @@ def _f(x, spec: str = ".2f") -> str:
     return "–" if x is None else f"{x:{spec}}"
 
 
-def summary(results: dict[str, Any]) -> str:
-    """gpu_check.md: the figures a reader wants, from gpu_check.json."""
-    parts = results["parts"]
-    lines = [f"# GPU check (device {results['device']})", ""]
-    for name, part in parts.items():
-        extra = f" — {part['why']}" if part["status"] == "skipped" else \
-            f" in {part['seconds']} s" + (f": {part['error']}" if "error" in part else "")
-        lines.append(f"- {name}: **{part['status']}**{extra}")
-    lines.append("")
-    for name, title in (("train", "policy host cores"), ("threads", "1 host core")):
-        part = parts.get(name, {})
-        runs = {b: part[b] for b in BACKENDS if isinstance(part.get(b), dict) and "error" not in part[b]}
-        if runs:
-            lines += [f"## Canonical run to 100 % (lr 1e-2), {title}", "",
-                      "| backend | framework | device | threads | compile s | steps/s | solved at step | solve s |",
-                      "|---|---|---|---|---|---|---|---|"]
-            for b, r in runs.items():
-                lines.append(f"| {b} | {r['framework']} | {r['device_name']} | {r['threads']} | "
-                             f"{_f(r['compile_s'])} | {_f(r['steps_per_s'], '.0f')} | {r['solve_step'] or 'never'} | "
-                             f"{_f(r['solve_s'])} |")
-            lines.append("")
-    rows = parts.get("equivalence", {}).get("rows", [])
-    if rows:
-        lines += ["## Equivalence (same weights and batches)", "",
-                  "| variant | layers | dtype | logits | grads | run loss | params | repeat run loss/params | "
-                  "1-ulp run loss/params | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            noise = {kind: (f"{max(n[kind]['trajectory'] for n in r['noise'].values()):.1e} / "
-                            f"{max(n[kind]['params'][0] for n in r['noise'].values()):.1e}")
-                     if r.get("noise") else "–" for kind in ("repeat", "nudge")}
-            lines.append(f"| {r['variant']} | {r['layers']} | {r['dtype']} | {r['logits']:.1e} | "
-                         f"{r['grads'][0]:.1e} | {r['trajectory']:.1e} | {r['params'][0]:.1e} ({r['params'][1]}) | "
-                         f"{noise['repeat']} | {noise['nudge']} | {'yes' if not r['violations'] else 'NO'} |")
-        lines.append("")
-    rows = parts.get("bench", {}).get("rows", [])
+def _speed(rows: list[dict[str, Any]], title: str) -> list[str]:
+    lines = []
     speed = [r for r in rows if r["backend"] in BACKENDS and "error" not in r]
     if speed:
-        lines += ["## Speed", "", "| case | backend | device | threads | steps/s | GFLOP/s | eff. | "
+        lines += [f"## {title}", "", "| case | backend | device | threads | steps/s | GFLOP/s | eff. | "
                   "compile s cold/warm | solve s cold/warm |", "|---|---|---|---|---|---|---|---|---|"]
         for r in speed:
             lines.append(f"| {r['case']} | {r['backend']} | {r['device']} | {r['threads']} | {r['steps_per_s']:.0f} | "
@@ -219,6 +197,45 @@ def summary(results: dict[str, Any]) -> str:
             lines.append(f"| {r['seeds']} | {1e3 * r['group_step_s']:.2f} | {1e3 * r['group_step_s'] / r['seeds']:.3f} | "
                          f"{1e3 * r['single_step_s']:.2f} | x{r['speedup']:.1f} |")
         lines.append("")
+    return lines
+
+
+def summary(results: dict[str, Any]) -> str:
+    """gpu_check.md: the figures a reader wants, from gpu_check.json."""
+    parts = results["parts"]
+    lines = [f"# GPU check (device {results['device']})", ""]
+    for name, part in parts.items():
+        extra = f" — {part['why']}" if part["status"] == "skipped" else \
+            f" in {part['seconds']} s" + (f": {part['error']}" if "error" in part else "")
+        lines.append(f"- {name}: **{part['status']}**{extra}")
+    lines.append("")
+    train = parts.get("train", {})
+    runs = {b: train[b] for b in BACKENDS if isinstance(train.get(b), dict) and "error" not in train[b]}
+    if runs:
+        lines += ["## Canonical run to 100 % (lr 1e-2, the command line, cold compile)", "",
+                  "| backend | framework | device | threads | compile s | steps/s | solved at step | solve s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for b, r in runs.items():
+            lines.append(f"| {b} | {r['framework']} | {r['device_name']} | {r['threads']} | "
+                         f"{_f(r['compile_s'])} | {_f(r['steps_per_s'], '.0f')} | {r['solve_step'] or 'never'} | "
+                         f"{_f(r['solve_s'])} |")
+        lines.append("")
+    rows = parts.get("equivalence", {}).get("rows", [])
+    if rows:
+        lines += ["## Equivalence (same weights and batches)", "",
+                  "| variant | layers | dtype | logits | grads | run loss | params | repeat run loss/params "
+                  "(jax; torch) | 1-ulp run loss/params (jax; torch) | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            noise = {kind: "; ".join(f"{n[kind]['trajectory']:.1e}/{n[kind]['params'][0]:.1e}"
+                                     for n in r["noise"].values()) if r.get("noise") else "–"
+                     for kind in ("repeat", "nudge")}
+            lines.append(f"| {r['variant']} | {r['layers']} | {r['dtype']} | {r['logits']:.1e} | "
+                         f"{r['grads'][0]:.1e} | {r['trajectory']:.1e} | {r['params'][0]:.1e} ({r['params'][1]}) | "
+                         f"{noise['repeat']} | {noise['nudge']} | {'yes' if not r['violations'] else 'NO'} |")
+        lines.append("")
+    for name, title in (("bench", "Speed"), ("threads", "Host cores: 1 against the policy's")):
+        lines += _speed(parts.get(name, {}).get("rows", []), title)
+    rows = parts.get("bench", {}).get("rows", []) + parts.get("threads", {}).get("rows", [])
     errors = [r for r in rows if "error" in r]
     for r in errors:
         lines.append(f"- bench {r['case']} {r['backend']}: error: {r['error']}")
@@ -260,11 +277,13 @@ def main(argv: list[str]) -> None:
     try:
         # Rough minimum seconds each part needs on an H200 box, so a part that cannot finish
         # is skipped rather than cut off halfway.
-        check.run("train", check.train, 20)
-        check.run("equivalence", check.equivalence, 60)
-        check.run("bench", check.bench, 90)
-        check.run("tests", check.tests, 30)
-        check.run("threads", check.threads, 60)
+        # The seconds each part needs and may take on an H200 box, so that a part that cannot
+        # finish is skipped rather than cut off, and no part starves the ones after it.
+        check.run("train", check.train, needs_s=20, cap_s=90)
+        check.run("equivalence", check.equivalence, needs_s=60, cap_s=170)
+        check.run("bench", check.bench, needs_s=90, cap_s=220)
+        check.run("tests", check.tests, needs_s=30, cap_s=90)
+        check.run("threads", check.threads, needs_s=60, cap_s=100)
     finally:
         shutil.rmtree(check.cache, ignore_errors=True)
     print((out / "gpu_check.md").read_text())

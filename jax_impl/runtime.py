@@ -32,7 +32,7 @@ def select_device(cfg: Config) -> jax.Device:
     if cfg.device != "cpu" and gpu_name() is not None:
         return jax.devices("gpu")[0]
     if cfg.device == "gpu":
-        raise ConfigError("device='gpu': JAX sees no GPU (is jax[cuda12] installed?)")
+        raise ConfigError("device='gpu': JAX sees no GPU (is a CUDA jaxlib installed, e.g. jax[cuda13]?)")
     return jax.devices("cpu")[0]
 
 

@@ -47,10 +47,10 @@ def test_an_existing_folder_with_files_is_refused(tmp_path):
 
 def test_a_broken_part_costs_no_other_part_its_figures(tmp_path):
     check = Check(tmp_path, "cpu", budget_s=60, small=True, console=Console(quiet=True))
-    check.run("first", lambda: {"figure": 1}, needs_s=1)
-    check.run("broken", lambda: 1 / 0, needs_s=1)
-    check.run("greedy", lambda: {"figure": 3}, needs_s=3600)
-    check.run("last", lambda: {"figure": 4, "failed": True}, needs_s=1)
+    check.run("first", lambda: {"figure": 1}, needs_s=1, cap_s=10)
+    check.run("broken", lambda: 1 / 0, needs_s=1, cap_s=10)
+    check.run("greedy", lambda: {"figure": 3}, needs_s=3600, cap_s=3600)
+    check.run("last", lambda: {"figure": 4, "failed": True}, needs_s=1, cap_s=10)
     saved = json.loads((tmp_path / "gpu_check.json").read_text())["parts"]
     assert saved["first"]["status"] == "ok" and saved["first"]["figure"] == 1
     assert saved["broken"]["status"] == "failed" and "ZeroDivisionError" in saved["broken"]["error"]
@@ -68,12 +68,12 @@ def test_every_part_runs_end_to_end_in_small_form(tmp_path):
     assert result.returncode == 0, {k: v.get("error") or v.get("exit") for k, v in saved.items()}
     assert list(saved) == ["train", "equivalence", "bench", "tests", "threads"]
     assert all(p["status"] == "ok" for p in saved.values())
-    for backend in ("jax", "torch"):
-        assert saved["train"][backend]["device"] == "cpu" and saved["threads"][backend]["threads"] == 1
+    assert all(saved["train"][b]["device"] == "cpu" for b in ("jax", "torch"))
+    assert {(r["backend"], r["threads"]) for r in saved["threads"]["rows"]} == {("jax", 1), ("torch", 1)}
     assert {r["variant"] for r in saved["equivalence"]["rows"]} == {"rnn-tanh", "gru"}
     assert any(r["noise"] for r in saved["equivalence"]["rows"])  # float32 rows carry the noise floor
     assert {r["backend"] for r in saved["bench"]["rows"]} == {"jax", "torch", "jax-vmap"}
     assert "passed" in saved["tests"]["summary"]
     md = (out / "gpu_check.md").read_text()
-    for heading in ("## Canonical run", "## Equivalence", "## Speed", "## Tests"):
+    for heading in ("## Canonical run", "## Equivalence", "## Speed", "## Host cores", "## Tests"):
         assert heading in md
