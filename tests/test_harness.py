@@ -13,6 +13,7 @@ import pytest
 from compare.run import parse_override
 from compare.sweeps import SWEEPS, expand
 from common.config import ConfigError
+from tests.conftest import gpu_available
 
 TINY = ["--seeds", "1", "--set", "steps=10", "--set", "eval_every=5", "--set", "eval_size=50"]
 
@@ -102,3 +103,21 @@ def test_every_sweep_expands_to_valid_configs_in_both_presets():
             runs = expand(sweep, preset, ["jax", "torch"], 2, {})
             assert len({r.key for r in runs}) == len(runs) > 0
             assert {r.config.seed for r in runs} == {0, 1}
+
+
+@pytest.mark.skipif(gpu_available(), reason="this machine has a GPU")
+def test_a_gpu_sweep_without_a_gpu_fails_before_any_run(tmp_path):
+    result = harness("--sweep", "layers", "--set", "device=gpu", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: device='gpu': jax sees no GPU"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_run_of_a_sweep_gets_the_one_resolved_device(tmp_path):
+    out = tmp_path / "abl"
+    result = harness("--sweep", "ablation", *TINY, "--backends", "torch", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    expected = "gpu" if gpu_available() else "cpu"
+    assert {r["config"]["device"] for r in records(out)} == {expected}
+    assert {r["env"]["device"] for r in records(out)} == {expected}
+    assert "- device auto: " in (out / "report.md").read_text()
