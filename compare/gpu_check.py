@@ -84,21 +84,27 @@ class Check:
         write_atomic(self.out / "gpu_check.json", json.dumps(self.results, indent=1) + "\n")
         write_atomic(self.out / "gpu_check.md", summary(self.results))
 
-    def command(self, name: str, args: list[str], timeout_s: float | None = None,
-                cores: int | None = None) -> subprocess.CompletedProcess:
-        """Run a command of this project into DIR/NAME.log, stopped at the budget's end."""
-        timeout = max(1.0, min(timeout_s or self.cap_s, self.left()))
-        pinned = available_cores()[:cores] if cores else None
+    def command(self, name: str, args: list[str]) -> subprocess.CompletedProcess:
+        """Run a command of this project into DIR/NAME.log, stopped at the part's cap or the
+        budget's end, whichever comes first."""
+        timeout = max(1.0, min(self.cap_s, self.left()))
         with open(self.out / f"{name}.log", "a") as log:
             log.write(f"$ {' '.join(args)}\n")
             log.flush()
             try:
                 return subprocess.run([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
-                                      env=self.env, timeout=timeout, stdin=subprocess.DEVNULL,
-                                      preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None)
+                                      env=self.env, timeout=timeout, stdin=subprocess.DEVNULL)
             except subprocess.TimeoutExpired:
                 log.write(f"\nstopped: out of the check's time budget after {timeout:.0f} s\n")
                 return subprocess.CompletedProcess(args, returncode=124)
+
+    def table(self, name: str, args: list[str]) -> dict[str, Any]:
+        """A command that writes its rows to --json (as it goes): the rows it got to."""
+        path = self.out / f"{name}.json"
+        proc = self.command(name, [*args, f"--json={path}"])
+        rows = json.loads(path.read_text()) if path.exists() else []
+        path.unlink(missing_ok=True)  # the rows go into gpu_check.json
+        return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
 
     # ------------------------------------------------------------------------------------ parts
 
@@ -131,24 +137,14 @@ class Check:
         return figures
 
     def equivalence(self) -> dict[str, Any]:
-        table = self.out / "equivalence.json"
-        args = ["-m", "compare.equivalence", f"--device={self.device}", "--noise", f"--json={table}"]
-        args += ["--cell=rnn-tanh,gru", "--layers=1"] if self.small else ["--layers=2"]
-        proc = self.command("equivalence", args)
-        rows = json.loads(table.read_text()) if table.exists() else []
-        table.unlink(missing_ok=True)
-        return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
+        scope = ["--cell=rnn-tanh,gru", "--layers=1"] if self.small else ["--layers=2"]
+        return self.table("equivalence", ["-m", "compare.equivalence", f"--device={self.device}", "--noise",
+                                          *scope])
 
     def bench(self) -> dict[str, Any]:
-        table = self.out / "bench.json"
-        cases = "canonical" if self.small else "canonical,gru,lstm,digits1000"
-        vmap = "2" if self.small else "8,32"
-        proc = self.command("bench", ["-m", "compare.bench", f"--device={self.device}", f"--cases={cases}",
-                                      "--repeats=2", f"--vmap_seeds={vmap}", f"--json={table}"]
-                            + (["--quick"] if self.small else []))
-        rows = json.loads(table.read_text()) if table.exists() else []
-        table.unlink(missing_ok=True)
-        return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
+        scope = ["--cases=canonical", "--vmap_seeds=2", "--quick"] if self.small else \
+            ["--cases=canonical,gru,lstm,digits1000", "--vmap_seeds=8,32"]
+        return self.table("bench", ["-m", "compare.bench", f"--device={self.device}", "--repeats=2", *scope])
 
     def tests(self) -> dict[str, Any]:
         args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS]
@@ -162,14 +158,10 @@ class Check:
     def threads(self) -> dict[str, Any]:
         """The canonical case on 1 host core and on the policy's cores, interleaved A B A B by
         the bench, each from an empty compilation cache on its first repeat."""
-        table = self.out / "threads.json"
         policy = host_threads(Config(device=self.device))
-        proc = self.command("threads", ["-m", "compare.bench", f"--device={self.device}", "--cases=canonical",
-                                        f"--thread_counts=1,{policy}", "--repeats=2", "--vmap_seeds=0",
-                                        f"--json={table}"] + (["--quick"] if self.small else []))
-        rows = json.loads(table.read_text()) if table.exists() else []
-        table.unlink(missing_ok=True)
-        return {"rows": rows, "exit": proc.returncode, "failed": proc.returncode != 0}
+        return self.table("threads", ["-m", "compare.bench", f"--device={self.device}", "--cases=canonical",
+                                      f"--thread_counts=1,{policy}", "--repeats=2", "--vmap_seeds=0"]
+                          + (["--quick"] if self.small else []))
 
 
 # ---------------------------------------------------------------------------------- summary
