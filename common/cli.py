@@ -53,6 +53,8 @@ HELP = {
     "test_lengths": "after training, score fresh sums with these operand lengths (length generalisation)",
     "test_size": "sums per test length",
     "probe": "after training, fit a linear carry probe to each layer's hidden states",
+    "control": "a rounding-noise control of this run: ulp nudges every initial weight by one ulp; "
+               "reorder puts every batch's rows in a fixed other order (common/controls.py)",
     "seed": "seed for data, h0 and init",
     "dtype": "floating-point type of parameters and activations",
     "threads": "host cores to pin this process to; 0: 1 for a CPU run, up to 8 for a GPU run",

@@ -21,9 +21,11 @@ INITS = ("shared", "native")
 SCHEDULES = ("constant", "multistep")
 DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "gpu")
+# Rounding-noise controls (common/controls.py): the same run, perturbed only at rounding level.
+CONTROLS = ("none", "ulp", "reorder")
 CHOICES = {"order": ORDERS, "data": DATASETS, "cell": CELLS, "activation": ACTIVATIONS,
            "h0": H0_MODES, "init": INITS, "schedule": SCHEDULES, "dtype": DTYPES,
-           "device": DEVICES}
+           "device": DEVICES, "control": CONTROLS}
 
 # The handout's fixed integer ranges: train on [0, 555555555), test on [555555555, 999999999).
 HANDOUT_DIGITS = 9
@@ -66,6 +68,8 @@ class Config:
     test_size: int = 500
     # After training, fit a linear carry probe to every layer's hidden states (common/probe.py).
     probe: bool = False
+    # A rounding-noise control of this run (common/controls.py): none, ulp or reorder.
+    control: str = "none"
     # Run
     seed: int = 0
     dtype: str = "float32"
@@ -177,5 +181,7 @@ def _validate(cfg: Config) -> None:
         _fail("milestones", list(cfg.milestones), "must be strictly increasing")
     if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in cfg.test_lengths):
         _fail("test_lengths", list(cfg.test_lengths), "must be positive digit counts")
+    if cfg.control == "ulp" and cfg.init != "shared":
+        _fail("control", cfg.control, "nudges the shared initial weights; needs init=shared")
     if cfg.schedule == "multistep" and not cfg.milestones:
         _fail("milestones", [], "schedule=multistep needs at least one milestone")

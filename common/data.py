@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from common.config import Config
+from common.controls import reorder_rows
 
 _TRAIN, _EVAL, _TRAIN_H0, _EVAL_H0 = range(4)
 # Per-step cap on elements (sequences x positions x hidden) one eval chunk may hold.
@@ -143,9 +144,13 @@ def make_batch(cfg: Config, rng: np.random.Generator, h0_rng: np.random.Generato
 
 
 def train_batch(cfg: Config, step: int) -> Batch:
-    """Training batch number `step`: a pure function of (cfg.seed, step)."""
-    return make_batch(cfg, _rng(cfg, _TRAIN, step), _rng(cfg, _TRAIN_H0, step),
-                      cfg.batch_size, test=False)
+    """Training batch number `step`: a pure function of (cfg.seed, step). A `reorder` control
+    gets the same rows in a fixed other order (common/controls.py)."""
+    batch = make_batch(cfg, _rng(cfg, _TRAIN, step), _rng(cfg, _TRAIN_H0, step), cfg.batch_size, test=False)
+    if cfg.control != "reorder":
+        return batch
+    rows = reorder_rows(cfg.seed, cfg.batch_size)
+    return Batch(batch.a[rows], batch.b[rows], batch.target[rows], batch.h0[:, :, rows])
 
 
 def eval_set(cfg: Config) -> Batch:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from common.config import Config
+from common.controls import nudge
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # gate blocks stacked in the weights, PyTorch order
 
@@ -54,4 +55,4 @@ def init_params(cfg: Config) -> Params:
             bound = 1 / np.sqrt(fan)
             value = rng.uniform(-bound, bound, shape)
         params[name] = value.astype(cfg.dtype)
-    return params
+    return nudge(params) if cfg.control == "ulp" else params

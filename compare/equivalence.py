@@ -153,13 +153,13 @@ def compare_step(cfg: Config) -> dict[str, Any]:
 
 
 def train_pair(cfg: Config, first, second) -> dict[str, Any]:
-    """Train two trainers on the same cfg.steps batches: their worst relative loss gap over the
-    steps and the worst relative gap of their final parameters (second is the reference)."""
+    """Train two trainers for cfg.steps steps, each on the batches of its own config (a reorder
+    control's are permuted): their worst relative loss gap over the steps and the worst relative
+    gap of their final parameters (second is the reference)."""
     gap = 0.0
     for step in range(1, cfg.steps + 1):
-        batch = train_batch(cfg, step)
-        first.step(batch)
-        second.step(batch)
+        first.step(train_batch(first.cfg, step))
+        second.step(train_batch(second.cfg, step))
         a, b = first.loss(), second.loss()
         gap = max(gap, abs(a - b) / abs(b))
     return {"trajectory": gap, "params": worst(first.params(), second.params())}
@@ -170,22 +170,17 @@ def compare_training(cfg: Config) -> dict[str, Any]:
     return train_pair(cfg, *trainers(cfg))
 
 
-def nudged(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every weight moved by one unit in the last place: no two correct implementations can be
-    expected to agree more closely than this."""
-    return {k: np.nextafter(v, np.inf).astype(v.dtype) for k, v in params.items()}
+CONTROLS = ("repeat", "ulp", "reorder")
 
 
 def within_framework(cfg: Config, backend: str) -> dict[str, dict[str, Any]]:
-    """The noise floor inside one backend, in the units of compare_training: the same training
-    run twice (`repeat`: 0 where the device computes deterministically), and once more with the
-    initial weights nudged by one ulp (`nudge`: how far float32 rounding alone carries the run)."""
-    reference = trainer(backend, cfg)
-    repeat = train_pair(cfg, trainer(backend, cfg), reference)
-    reference = trainer(backend, cfg)
-    moved = trainer(backend, cfg)
-    moved.set_params(nudged(moved.params()))
-    return {"repeat": repeat, "nudge": train_pair(cfg, moved, reference)}
+    """The noise floor inside one backend, in the units of compare_training: the same run again
+    (`repeat`: 0 where the device computes deterministically) and each rounding-noise control of
+    common/controls.py (`ulp`: initial weights nudged by one ulp; `reorder`: every batch's rows
+    in another order), each against the plain run."""
+    return {kind: train_pair(cfg, trainer(backend, cfg.replace(control="none" if kind == "repeat" else kind)),
+                             trainer(backend, cfg))
+            for kind in CONTROLS}
 
 
 @dataclasses.dataclass
@@ -201,7 +196,7 @@ class Result:
     steps: int
     device: str = "cpu"
     # Within one backend (within_framework), worst over the training runs: backend -> kind
-    # ("repeat", "nudge") -> {"trajectory", "params"}; None unless asked for.
+    # (CONTROLS) -> {"trajectory", "params"}; None unless asked for.
     noise: dict[str, dict[str, dict[str, Any]]] | None = None
 
     def noise_figure(self, kind: str, what: str) -> float | None:
@@ -237,7 +232,7 @@ def check(variant: str, layers: int, dtype: str, device: str = "cpu", full: bool
             per_run = [within_framework(run, backend) for run in configs]
             floors[backend] = {kind: {what: max(r[kind][what] for r in per_run)
                                       for what in ("trajectory", "params")}
-                               for kind in ("repeat", "nudge")}
+                               for kind in CONTROLS}
     return Result(variant, layers, dtype, step["logits"], step["loss"], step["grads"],
                   trajectory=max(r["trajectory"] for r in runs),
                   params=max(r["params"] for r in runs),
@@ -250,8 +245,8 @@ def define_flags() -> None:
     flags.DEFINE_list("dtype", list(BOUNDS), "dtypes to check")
     flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "run both backends here (gpu: TF32 off)")
     flags.DEFINE_bool("full", False, "train every h0 mode x carried state x schedule")
-    flags.DEFINE_bool("noise", False, "also measure each framework against itself: the same run "
-                      "repeated, and with every initial weight nudged by one ulp")
+    flags.DEFINE_bool("noise", False, "also measure each framework against itself in float32: the "
+                      "same run repeated, and its rounding-noise controls (ulp, reorder)")
     flags.DEFINE_string("json", None, "also write the figures to this JSON file")
     flags.register_validator("cell", lambda v: set(v) <= set(VARIANTS),
                              f"must be among {', '.join(VARIANTS)}")
@@ -267,7 +262,7 @@ def print_results(console: Console, results: list[Result], device: str) -> None:
     columns = ["variant", "layers", "dtype", "logits", "loss", "grad", "worst grad", "steps",
                "run loss", "params", "worst param"]
     if noise:
-        columns += ["repeat run loss/params", "1-ulp run loss/params"]
+        columns += [f"{kind} run loss/params" for kind in CONTROLS]
     for column in [*columns, "ok"]:
         table.add_column(column, no_wrap=True)
     for r in results:
@@ -275,16 +270,16 @@ def print_results(console: Console, results: list[Result], device: str) -> None:
                r.grads[1], str(r.steps), f"{r.trajectory:.1e}", f"{r.params[0]:.1e}", r.params[1]]
         if noise:
             row += [f"{r.noise_figure(kind, 'trajectory'):.1e} / {r.noise_figure(kind, 'params'):.1e}"
-                    if r.noise else "–" for kind in ("repeat", "nudge")]
+                    if r.noise else "–" for kind in CONTROLS]
         table.add_row(*row, "yes" if not r.violations() else "NO")
     console.print(table)
     console.print("logits: max |Δ|; loss, grad: |Δ| / max |PyTorch value| per tensor (worst "
                   "over h0 modes); run loss: worst relative loss gap over the training runs; "
                   "params: relative gap of the final parameters.")
     if noise:
-        console.print("repeat: the same run twice in one framework (0: deterministic); 1-ulp: one "
-                      "framework against itself with every initial weight nudged by one ulp; the "
-                      "larger of the two frameworks' figures.")
+        console.print("Within one framework (the larger of the two frameworks' figures): repeat, the "
+                      "same run twice (0: deterministic); ulp, every initial weight nudged by one ulp; "
+                      "reorder, every batch's rows in another order (common/controls.py).")
     named = [*BOUNDS.items(), ("rnn-relu float32", RELU_FLOAT32_BOUNDS)]
     if device == "gpu":
         named += [("float32 on a GPU", bounds_for("gru", "float32", "gpu")),

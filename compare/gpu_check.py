@@ -7,7 +7,7 @@ In order, each part in processes of its own, with its figures saved as soon as i
    empty JAX compilation cache (the cold compile a new user meets);
 2. equivalence: same weights and batches on both backends (compare.equivalence, 2 layers, every
    cell, float32 and float64), with each framework's own noise floor in float32 (the same run
-   repeated; every initial weight nudged by one ulp);
+   repeated; the rounding-noise controls of common/controls.py);
 3. bench: canonical, lstm, gru and 1000-digit cases, cold and warm compile, and K = 8 and 32
    seeds in one vmapped JAX program (compare.bench);
 4. tests: the tests whose code paths change on a GPU (the GPU equivalence test is part 2's check
@@ -38,6 +38,7 @@ from common.cli import fail, run_app, write_atomic
 from common.config import Config, ConfigError
 from common.threads import available_cores, host_threads
 from compare import devices
+from compare.equivalence import CONTROLS
 
 BACKENDS = ("jax", "torch")
 # What runs differently on a GPU: model and runtime paths, a command-line run's record, the probe's
@@ -215,15 +216,16 @@ def summary(results: dict[str, Any]) -> str:
     rows = parts.get("equivalence", {}).get("rows", [])
     if rows:
         lines += ["## Equivalence (same weights and batches)", "",
-                  "| variant | layers | dtype | logits | grads | run loss | params | repeat run loss/params "
-                  "(jax; torch) | 1-ulp run loss/params (jax; torch) | ok |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| variant | layers | dtype | logits | grads | run loss | params | "
+                  + " | ".join(f"{k} run loss/params (jax; torch)" for k in CONTROLS) + " | ok |",
+                  "|---|---|---|---|---|---|---|---|" + "---|" * len(CONTROLS)]
         for r in rows:
             noise = {kind: "; ".join(f"{n[kind]['trajectory']:.1e}/{n[kind]['params'][0]:.1e}"
-                                     for n in r["noise"].values()) if r.get("noise") else "–"
-                     for kind in ("repeat", "nudge")}
+                                     for n in r["noise"].values() if kind in n) if r.get("noise") else "–"
+                     for kind in CONTROLS}
             lines.append(f"| {r['variant']} | {r['layers']} | {r['dtype']} | {r['logits']:.1e} | "
                          f"{r['grads'][0]:.1e} | {r['trajectory']:.1e} | {r['params'][0]:.1e} ({r['params'][1]}) | "
-                         f"{noise['repeat']} | {noise['nudge']} | {'yes' if not r['violations'] else 'NO'} |")
+                         + "".join(f"{noise[k]} | " for k in CONTROLS) + f"{'yes' if not r['violations'] else 'NO'} |")
         lines.append("")
     for name, title in (("bench", "Speed"), ("threads", "Host cores: 1 against the policy's")):
         lines += _speed(parts.get(name, {}).get("rows", []), title)

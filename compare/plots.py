@@ -6,21 +6,34 @@ import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from compare.stats import Estimate, Group  # noqa: E402
+from compare.stats import CURVE_TOLERANCE, DIFFERENT, Estimate, Group  # noqa: E402
 
 COLOURS = {"jax": "tab:blue", "torch": "tab:orange"}
 STYLES = {"jax": "-", "torch": "--"}  # dashed on top of solid: identical curves stay visible
 _COLUMNS = 5
 
 
-def _mean_band(group: Group, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per eval step: mean over seeds and the 95 % CI half-width (0 with one seed)."""
+def bootstrap_band(values: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean over seeds. It stays inside the values'
+    range (an accuracy band never leaves [0, 1], as a t-interval over 3 seeds does); seeded, so a
+    report redrawn from the same records draws the same band."""
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return float(v.mean()), float(v.mean())
+    means = np.random.default_rng(0).choice(v, (resamples, len(v))).mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _mean_band(group: Group, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per eval step: mean over seeds and its bootstrap band (lo, hi)."""
     by_step: dict[int, list[float]] = {}
     last_step = max((r["curve"][-1]["step"] for r in group.records if r["curve"]), default=0)
     every = group.records[0]["config"]["eval_every"]
@@ -34,12 +47,14 @@ def _mean_band(group: Group, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
         for step, value in points.items():
             by_step.setdefault(step, []).append(value)
     steps = np.array(sorted(by_step))
-    stats = [Estimate.of(by_step[s]) for s in steps]
-    return steps, np.array([e.mean for e in stats]), np.array([e.ci or 0.0 for e in stats])
+    bands = np.array([bootstrap_band(by_step[s]) for s in steps]).reshape(-1, 2)
+    return steps, np.array([np.mean(by_step[s]) for s in steps]), bands[:, 0], bands[:, 1]
 
 
-def curves(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
-    """Loss and exact accuracy of both backends per config: mean line, CI band over seeds."""
+def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
+           verdicts: dict[str, str] | None = None) -> None:
+    """Loss and exact accuracy of both backends per config: mean over seeds and its bootstrap
+    band; each panel titled with the config and its agreement verdict."""
     labels = list(groups)
     cols = min(_COLUMNS, len(labels))
     blocks = math.ceil(len(labels) / cols)
@@ -50,17 +65,19 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
         loss_ax, acc_ax = axes[top, col], axes[top + 1, col]
         for backend, group in sorted(groups[label].items()):
             for ax, key in ((loss_ax, "loss"), (acc_ax, "exact_acc")):
-                steps, mean, ci = _mean_band(group, key)
+                steps, mean, lo, hi = _mean_band(group, key)
                 if not len(steps):
                     continue
                 ax.plot(steps, mean, STYLES.get(backend, "-"), color=COLOURS.get(backend),
                         label=backend, lw=1.4)
-                ax.fill_between(steps, mean - ci, mean + ci, color=COLOURS.get(backend), alpha=0.2, lw=0)
+                ax.fill_between(steps, lo, hi, color=COLOURS.get(backend), alpha=0.2, lw=0)
             diverged = group.count("diverged")
             if diverged:
                 loss_ax.annotate(f"{backend}: {diverged} diverged", (0.02, 0.05 + 0.1 * (backend == "torch")),
                                  xycoords="axes fraction", fontsize=7, color=COLOURS.get(backend))
-        loss_ax.set_title(label, fontsize=9)
+        verdict = (verdicts or {}).get(label)
+        loss_ax.set_title(label + (f"\n{verdict}" if verdict else ""), fontsize=8,
+                          color="tab:red" if verdict == DIFFERENT else "black")
         loss_ax.set_yscale("log")
         lo, hi = loss_ax.get_ylim()
         if hi / lo < 10:  # within one decade only minor ticks exist: label them plainly
@@ -75,8 +92,32 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
     for j in range(len(labels), blocks * cols):
         axes[2 * (j // cols), j % cols].axis("off")
         axes[2 * (j // cols) + 1, j % cols].axis("off")
-    axes[0, 0].legend(fontsize=8)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    handles.append(matplotlib.patches.Patch(color="grey", alpha=0.3))
+    names.append("95 % bootstrap interval of the mean over seeds")
     fig.suptitle(title, fontsize=11)
+    fig.legend(handles, names, loc="upper right", fontsize=8, ncol=3)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def gaps(series: list[tuple[str, list[int], list[float]]], title: str, path: Path) -> None:
+    """One parted config: the cross-framework loss gap and each backend's gap to its
+    rounding-noise control, against step (log scale): chaos grows both alike."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for name, steps, values in series:
+        positive = [(s, v) for s, v in zip(steps, values) if v > 0]
+        if positive:
+            ax.plot(*zip(*positive), marker="o", ms=3, lw=1.4, label=name,
+                    color="black" if name.startswith("jax vs torch") else None)
+    ax.axhline(CURVE_TOLERANCE, color="tab:red", lw=0.8, ls=":", label=f"tolerance {CURVE_TOLERANCE:.0%}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("|Δ loss| / starting loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

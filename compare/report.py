@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,14 @@ from common.cli import write_atomic
 from common.config import Config
 from compare import plots
 from compare.findings import CHECKS, accuracy_at, probe_accuracy
-from compare.stats import Group, agreement, group_records
+from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, FLOAT64_TOLERANCE, NOISE_FACTOR,
+                           Agreement, Estimate, Group, agreements, extra_runs, gap_curve, group_records)
 from compare.sweeps import SWEEPS
 
 
 def _fmt(x: float | None, spec: str = ".3g") -> str:
+    if x is not None and math.isinf(x):
+        return "one diverged"
     return "–" if x is None else f"{x:{spec}}"
 
 
@@ -28,11 +32,28 @@ def _solve_text(g: Group) -> str:
     return f"{g.solve_step()}" + (f" ({unsolved} never, counted as {g.cap})" if unsolved else "")
 
 
-def _summary_rows(sweep: str, groups: dict[str, dict[str, Group]]) -> list[dict[str, Any]]:
+def _interval(est: Estimate, lo: float, hi: float, spec: str) -> str:
+    """Mean with its 95 % t-interval, cut to the quantity's range (accuracy [0, 1], steps
+    [0, cap]): with 3 seeds the interval can be wider than the range itself."""
+    if est.mean is None:
+        return "–"
+    if est.ci is None:
+        return f"{est.mean:{spec}}"
+    return f"{est.mean:{spec}} ({max(lo, est.mean - est.ci):{spec}}–{min(hi, est.mean + est.ci):{spec}})"
+
+
+def _reached(g: Group) -> str:
+    """Runs that reached 100 % exact, and how many of them had lost it again by the end."""
+    lost = sum(bool(r["timing"] and r["timing"]["solve_step"]) and (r["final"]["exact_acc"] or 0) < 1.0
+               for r in g.records)
+    return f"{g.solved}/{len(g.records)}" + (f" ({lost} lost it by the end)" if lost else "")
+
+
+def _summary_rows(sweep: str, groups: dict[str, dict[str, Group]],
+                  verdicts: dict[str, Agreement]) -> list[dict[str, Any]]:
     rows = []
     for label, by_backend in groups.items():
-        agree = agreement(label, by_backend["jax"], by_backend["torch"]) \
-            if {"jax", "torch"} <= set(by_backend) else None
+        agree = verdicts.get(label)
         for backend, g in sorted(by_backend.items()):
             final, solve = g.final_exact(), g.solve_step()
             speed, compile_s = g.timing("run_steps_per_s"), g.timing("compile_s")
@@ -43,10 +64,17 @@ def _summary_rows(sweep: str, groups: dict[str, dict[str, Group]]) -> list[dict[
                 "solve_step_mean": solve.mean, "solve_step_ci95": solve.ci, "step_cap": g.cap,
                 "run_steps_per_s_mean": speed.mean, "run_steps_per_s_ci95": speed.ci,
                 "compile_s_mean": compile_s.mean,
+                "verdict": agree.verdict if agree else "",
+                "evidence": agree.why if agree else "",
                 "loss_curve_gap": agree.curve_gap if agree else None,
-                "curves": agree.curves if agree else "",
-                "final_exact_differs": agree.final_differs if agree else None,
-                "solve_step_differs": agree.solve_differs if agree else None,
+                "parted_seed": agree.worst.seed if agree and agree.worst and agree.worst.parted else None,
+                "parted_at_step": agree.worst.parted_at if agree and agree.worst else None,
+                "control_gap": agree.noise_gap if agree else None,
+                "float64_gap": agree.float64_gap if agree else None,
+                "final_exact_diff": agree.final.diff if agree else None,
+                "final_exact_across_seeds": agree.final.verdict if agree else "",
+                "solve_step_diff": agree.solve.diff if agree else None,
+                "solve_step_across_seeds": agree.solve.verdict if agree else "",
             })
     return rows
 
@@ -71,6 +99,55 @@ def _lengths_table(groups: dict[str, dict[str, Group]], lengths: list[int]) -> l
     return lines + [""]
 
 
+_VERDICT_TEXT = [
+    ("same trajectory", "with the same seed both frameworks start from the same weights and see the same "
+     f"batches, and their loss curves stay within {CURVE_TOLERANCE:.0%} of the starting loss of each other "
+     "at every eval."),
+    ("parted within rounding noise", "the curves part, but no further than rounding alone parts one "
+     "framework from itself: a *control* run of the same backend and seed with every batch's rows in "
+     "another order (the same maths, other summation order; `--controls`) parts from it by at least "
+     f"1/{NOISE_FACTOR:.0f} of the cross-framework gap, or the same seed in float64 agrees across the "
+     f"frameworks to {FLOAT64_TOLERANCE:.0e} (`--confirm64`)."),
+    ("DIFFERENT", f"the curves part more than {NOISE_FACTOR:.0f}x further than rounding explains, or part "
+     "in float64 too, or across seeds final exact match or steps to 100 % are shown to differ."),
+    ("parted, not yet explained", "the curves part and no control or float64 run was made to say why."),
+    ("no verdict", "no seed ran on both frameworks (errors), or native init gave them different weights."),
+]
+
+
+def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[dict[str, Any]],
+                       out_dir: Path) -> list[str]:
+    lines = ["**Do JAX and PyTorch train the same?** One verdict per config:", ""]
+    lines += [f"- *{v}*: {text}" for v, text in _VERDICT_TEXT]
+    lines += ["", "Across seeds, each quantity is compared as jax − torch with its 95 % Welch interval: "
+              f"*same* when the 90 % interval lies within ±{ACCURACY_MARGIN} (exact match) or ±1 eval "
+              "interval (steps) — two one-sided tests at 5 % —, *different* when the 95 % interval "
+              "excludes 0, and otherwise *inconclusive*: the data cannot tell, and the seeds per backend "
+              "this spread would need are given.", "",
+              "| config | verdict | evidence | curve gap | control gap | float64 gap | final exact match, "
+              "jax − torch | steps to 100 %, jax − torch |", "|---|---|---|---|---|---|---|---|"]
+    for a in verdicts.values():
+        errors = f" ({'; '.join(a.errors)})" if a.errors else ""
+        lines.append(f"| {a.label} | **{a.verdict}** | {a.why}{errors} | {_fmt(a.curve_gap, '.2%')} | "
+                     f"{_fmt(a.noise_gap, '.2%')} | {_fmt(a.float64_gap, '.1e')} | {a.final} | {a.solve} |")
+    lines.append("")
+    controls = extra_runs(records, CONTROL)
+    explained = [a for a in verdicts.values() if a.worst and a.worst.parted and a.noise_gap is not None]
+    if explained:  # the config that parted most, with its controls
+        a = max(explained, key=lambda v: v.worst.gap)
+        by_seed = {(r["backend"], r["config"]["seed"]): r for r in records
+                   if r["label"] == a.label and r.get("role", "main") == "main"}
+        seed = a.worst.seed
+        series = [("jax vs torch", *gap_curve(by_seed[("jax", seed)], by_seed[("torch", seed)]))]
+        for backend in ("jax", "torch"):
+            control = controls[a.label].get((backend, seed))
+            if control and (backend, seed) in by_seed:
+                series.append((f"{backend} vs its control", *gap_curve(control, by_seed[(backend, seed)])))
+        plots.gaps(series, f"{name}, {a.label}, seed {seed}: loss gaps", out_dir / f"{name}_gap.png")
+        lines += [f"![gap]({name}_gap.png)", ""]
+    return lines
+
+
 def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> tuple[str, list]:
     sweep = SWEEPS[name]
     groups = group_records(records)
@@ -87,31 +164,19 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
     for label, by_backend in groups.items():
         for backend, g in sorted(by_backend.items()):
             lines.append(f"| {label} | {backend} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
-                         f"{g.count('error')}) | {g.solved}/{len(g.records)} | {g.final_exact()} | "
+                         f"{g.count('error')}) | {_reached(g)} | {_interval(g.final_exact(), 0, 1, '.3f')} | "
                          f"{_solve_text(g)} | {g.timing('run_steps_per_s')} | {g.timing('compile_s')} |")
-    lines.append("")
+    lines += ["", "Mean over seeds with its 95 % interval (cut to the quantity's range). *Final exact match* "
+              "is the last eval's; a run can reach 100 % and lose it again, which *reached 100 %* counts.", ""]
     shared = max((r["timing"] or {}).get("runs_in_program", 1) for r in records)
     if shared > 1:
         lines += [f"Steps/s counts steps of single runs: JAX trained up to {shared} seeds at once in "
                   "one vmapped program (`--vmap_seeds`), so its figure is the group's steps/s times "
                   "the seeds in it.", ""]
 
-    agreements = [agreement(label, g["jax"], g["torch"]) for label, g in groups.items()
-                  if {"jax", "torch"} <= set(g)]
-    if agreements:
-        lines += ["**Agreement, JAX vs PyTorch.** Same seed = same initial weights and batches, so "
-                  "the loss curves should overlap: *loss gap* is the largest gap between them, as a "
-                  "fraction of the starting loss (agree ≤ 2 %). *Differs* means the two backends' "
-                  "means are further apart than their 95 % intervals allow.", "",
-                  "| config | loss gap | exact-match gap | curves | final accuracy differs | "
-                  "steps to 100 % differ |", "|---|---|---|---|---|---|"]
-        yes_no = {True: "**yes**", False: "no", None: "n/a"}
-        for a in agreements:
-            lines.append(f"| {a.label} | {_fmt(a.curve_gap, '.2%')} | {_fmt(a.acc_gap, '.3f')} | "
-                         f"{a.curves} | {yes_no[a.final_differs]} | {yes_no[a.solve_differs]} |")
-        bad = [a for a in agreements if not a.ok]
-        lines += ["", f"Configs where the backends disagree: {', '.join(a.label for a in bad)}."
-                  if bad else "The backends agree on every config of this sweep.", ""]
+    verdicts = {a.label: a for a in agreements(records)}
+    if verdicts:
+        lines += _agreement_section(name, verdicts, records, out_dir)
 
     findings = CHECKS[name](groups)
     if findings:
@@ -136,7 +201,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
         lines.append("")
 
     title = f"{name}: {sweep.about}"
-    plots.curves(groups, title, out_dir / f"{name}_curves.png")
+    plots.curves(groups, title, out_dir / f"{name}_curves.png", {k: v.verdict for k, v in verdicts.items()})
     lines.append(f"![curves]({name}_curves.png)")
     if sweep.is_heatmap:
         x, y = list(records[0]["point"])
@@ -147,7 +212,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
         lines.append(f"![lengths]({name}_lengths.png)")
     plots.timing(groups, title, out_dir / f"{name}_timing.png")
     lines += [f"![timing]({name}_timing.png)", ""]
-    return "\n".join(lines), _summary_rows(name, groups)
+    return "\n".join(lines), _summary_rows(name, groups, verdicts)
 
 
 def write(out_dir: Path, records: list[dict[str, Any]], header: list[str]) -> None:

@@ -27,7 +27,7 @@ from common.cli import fail, run_app
 from common.config import Config, ConfigError
 from compare import devices, report
 from compare.runner import RESULTS, ResultsError, execute, load_results
-from compare.sweeps import ALL, PRESETS, SWEEPS, expand
+from compare.sweeps import ALL, PRESETS, SWEEPS, expand, follow_ups
 
 BACKENDS = ("jax", "torch")
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -42,6 +42,12 @@ def define_flags() -> None:
     flags.DEFINE_string("out", None, "output directory (default results/SWEEP-PRESET)")
     flags.DEFINE_multi_string("set", [], "override a config field for the whole sweep, e.g. --set digits=50")
     flags.DEFINE_integer("jobs", 1, "runs executed in parallel (timings compare only at equal --jobs)")
+    flags.DEFINE_enum("controls", "reorder", ["reorder", "ulp", "none"],
+                      "for every config whose same-seed curves parted, train this rounding-noise control "
+                      "of the seed that parted most on each backend (common/controls.py), so the verdict "
+                      "can tell rounding from a framework difference")
+    flags.DEFINE_bool("confirm64", False, "for every config whose curves parted, also train that seed "
+                      "on both backends in float64: curves that agree there parted by rounding")
     flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
                       "program (one process; step times are then per group of seeds)")
 
@@ -129,8 +135,16 @@ def main(argv: list[str]) -> None:
     console.print(f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
                   f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
     start = time.perf_counter()
-    execute(runs, out_dir, F.jobs, console, F.vmap_seeds)
-    wanted = {r.key for r in runs}
+    done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds)
+    extra = follow_ups(runs, done, F.controls, F.confirm64)
+    if extra:
+        parted = len({(r.sweep, r.label) for r in extra})
+        what = " and ".join(w for w, on in ((f"a {F.controls} control", F.controls != "none"),
+                                             ("float64", F.confirm64)) if on)
+        console.print(f"{parted} config(s) parted: {what} of the seed that parted most, on each backend "
+                      f"({len(extra)} runs)")
+        execute(extra, out_dir, F.jobs, console, vmap_seeds=False)
+    wanted = {r.key for r in runs + extra}
     records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]
     header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",
               f"- command: `python -m compare.run {shlex.join(sys.argv[1:])}`",

@@ -165,7 +165,7 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
                 del running[slot]
                 for run, written in zip(worker.runs, worker.records()):
                     record = {**written, "key": run.key, "sweep": run.sweep, "label": run.label,
-                              "point": dict(run.point), "jobs": jobs}
+                              "point": dict(run.point), "role": run.role, "jobs": jobs}
                     append_result(results_path, record)
                     done[run.key] = record
                     if record["status"] == "error":

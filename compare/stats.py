@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 from collections import defaultdict
@@ -12,8 +13,6 @@ from typing import Any
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-# Curves "agree" when the largest loss gap stays under this fraction of the starting loss.
-CURVE_TOLERANCE = 0.02
 
 
 def t95(dof: int) -> float:
@@ -92,67 +91,260 @@ def _timing_value(timing: dict[str, Any], key: str) -> float | None:
     return timing.get(key)
 
 
+# What a record is for: a run of the sweep, a rounding-noise control of one, or the float64 run
+# that checks whether a float32 parting was rounding (records from before roles are main runs).
+MAIN, CONTROL, CONFIRM64 = "main", "control", "confirm64"
+
+
+def role(record: dict[str, Any]) -> str:
+    return record.get("role", MAIN)
+
+
 def group_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Group]]:
-    """label -> backend -> Group, in the order the records' points first appear."""
+    """label -> backend -> Group of the sweep's own runs, in the order their points first appear."""
     groups: dict[str, dict[str, Group]] = defaultdict(dict)
     for r in records:
-        g = groups[r["label"]].setdefault(r["backend"], Group(r["label"], r["point"], r["backend"], []))
-        g.records.append(r)
+        if role(r) == MAIN:
+            g = groups[r["label"]].setdefault(r["backend"], Group(r["label"], r["point"], r["backend"], []))
+            g.records.append(r)
     return groups
+
+
+def extra_runs(records: list[dict[str, Any]], kind: str) -> dict[str, dict[tuple[str, int], dict[str, Any]]]:
+    """label -> (backend, seed) -> the record of that role (CONTROL or CONFIRM64)."""
+    out: dict[str, dict[tuple[str, int], dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        if role(r) == kind:
+            out[r["label"]][(r["backend"], r["config"]["seed"])] = r
+    return out
+
+
+def agreements(records: list[dict[str, Any]]) -> list[Agreement]:
+    """The verdict on every config of these records (one sweep) that ran on both backends."""
+    controls, float64 = extra_runs(records, CONTROL), extra_runs(records, CONFIRM64)
+    return [agreement(label, g["jax"], g["torch"], controls.get(label), float64.get(label))
+            for label, g in group_records(records).items() if {"jax", "torch"} <= set(g)]
+
+
+# --------------------------------------------------------------------- JAX vs PyTorch agreement
+
+# Same-seed loss curves "take the same trajectory" while their largest gap stays under this
+# fraction of the starting loss.
+CURVE_TOLERANCE = 0.02
+# Curves that parted are "within rounding noise" when the cross-framework gap is at most this
+# many times the larger of the two backends' control gaps (run vs its rounding-noise control,
+# common/controls.py), at the same seed and by the same measure. A control gap is one draw of
+# how far rounding carries a run, and draws scatter: see README "Agreement" for how far.
+NOISE_FACTOR = 3.0
+# float64 curves of both backends closer than this (relative to the starting loss) show the
+# float32 parting was rounding: float64 rounds 2^29 times finer.
+FLOAT64_TOLERANCE = 1e-6
+# Across seeds, the frameworks are "the same" when the 90 % interval of the difference in means
+# (two one-sided tests at 5 %) lies inside these margins.
+ACCURACY_MARGIN = 0.02
+SAME, NOISE, DIFFERENT, UNEXPLAINED, NONE = ("same trajectory", "parted within rounding noise", "DIFFERENT",
+                                             "parted, not yet explained", "no verdict")
+VERDICTS = (SAME, NOISE, DIFFERENT, UNEXPLAINED, NONE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Parting:
+    """How the loss curves of two runs of one seed compare."""
+    seed: int
+    gap: float                # max |Δ loss| / starting loss over the shared eval steps; inf if
+    parted_at: int | None     # one diverged and the other did not; first step over tolerance
+    acc_gap: float            # max |Δ exact accuracy| over the shared eval steps
+
+    @property
+    def parted(self) -> bool:
+        return self.gap > CURVE_TOLERANCE
+
+
+def parting(a: dict[str, Any], b: dict[str, Any]) -> Parting:
+    """Compare two ok/diverged runs of one seed; a status or divergence-step mismatch parts them
+    at the first divergence."""
+    seed = a["config"]["seed"]
+    if a["status"] != b["status"] or a["diverged_step"] != b["diverged_step"]:
+        steps = [s for s in (a["diverged_step"], b["diverged_step"]) if s]
+        return Parting(seed, math.inf, min(steps) if steps else None, 1.0)
+    by_step = {p["step"]: p for p in b["curve"]}
+    pairs = [(p, by_step[p["step"]]) for p in a["curve"] if p["step"] in by_step]
+    if not pairs:
+        return Parting(seed, 0.0, None, 0.0)
+    start = max(pairs[0][1]["loss"], 1e-12)
+    gaps = [(abs(p["loss"] - q["loss"]) / start, p["step"]) for p, q in pairs]
+    parted_at = next((step for gap, step in gaps if gap > CURVE_TOLERANCE), None)
+    return Parting(seed, max(g for g, _ in gaps), parted_at,
+                   max(abs(p["exact_acc"] - q["exact_acc"]) for p, q in pairs))
+
+
+def gap_curve(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """|Δ loss| / starting loss at each shared eval step (for the gap plot)."""
+    by_step = {p["step"]: p for p in b["curve"]}
+    pairs = [(p, by_step[p["step"]]) for p in a["curve"] if p["step"] in by_step]
+    if not pairs:
+        return [], []
+    start = max(pairs[0][1]["loss"], 1e-12)
+    return [p["step"] for p, _ in pairs], [abs(p["loss"] - q["loss"]) / start for p, q in pairs]
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """jax − torch across seeds: Welch's difference of means, and whether it is shown the same
+    (90 % interval inside ±margin: two one-sided tests at 5 %), shown different (95 % interval
+    excludes 0, by more than the measurement's resolution) or neither."""
+    diff: float | None
+    ci95: tuple[float, float] | None
+    margin: float
+    verdict: str                 # "same", "different", "inconclusive"
+    seeds_needed: int | None     # per backend, to decide an inconclusive one (None: cannot say)
+
+    def __str__(self) -> str:
+        if self.diff is None:
+            return "–"
+        ci = f" [{self.ci95[0]:+.3g}, {self.ci95[1]:+.3g}]" if self.ci95 else ""
+        more = f"; ~{self.seeds_needed} seeds would decide" if self.seeds_needed else ""
+        return f"{self.diff:+.3g}{ci}: {self.verdict}{more}"
+
+
+def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """(difference of means, its standard error, Welch–Satterthwaite degrees of freedom)."""
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else math.inf
+    return statistics.fmean(a) - statistics.fmean(b), se, dof
+
+
+def _t(p: float, dof: float) -> float:
+    from scipy.stats import t  # noqa: PLC0415  (jax's dependency; only the report needs it)
+
+    return float(t.ppf(p, dof)) if math.isfinite(dof) else float(t.ppf(p, 1e9))
+
+
+def compare_means(a: list[float], b: list[float], margin: float, resolution: float = 0.0) -> Comparison:
+    """Means of a and b (seeds of each backend), Welch and two one-sided tests; see Comparison."""
+    if len(a) < 2 or len(b) < 2:
+        return Comparison(None, None, margin, "inconclusive", None)
+    diff, se, dof = _welch(a, b)
+    ci95 = (diff - _t(0.975, dof) * se, diff + _t(0.975, dof) * se)
+    half90 = _t(0.95, dof) * se
+    if abs(diff) + half90 < margin:
+        return Comparison(diff, ci95, margin, "same", None)
+    if (ci95[0] > 0 or ci95[1] < 0) and abs(diff) > resolution:
+        return Comparison(diff, ci95, margin, "different", None)
+    # Seeds per backend at which this spread would decide: the 90 % interval inside the margin
+    # if the difference is smaller than the margin, else the 95 % interval clear of 0.
+    spread = math.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
+    room, z = (margin - abs(diff), 1.645) if abs(diff) < margin else (abs(diff), 1.96)
+    needed = math.ceil(2 * (z * spread / room) ** 2) if room > 0 and spread > 0 else None
+    return Comparison(diff, ci95, margin, "inconclusive", max(needed, len(a) + 1) if needed else None)
 
 
 @dataclasses.dataclass
 class Agreement:
     label: str
-    curve_gap: float | None       # max |Δ loss| / first loss, over seeds and eval steps
-    acc_gap: float | None         # max |Δ exact accuracy| over seeds and eval steps
-    curves: str                   # "agree", "DISAGREE (…)", or why it does not apply
-    final_differs: bool | None    # across seeds, beyond the CIs
-    solve_differs: bool | None
+    verdict: str                     # one of VERDICTS
+    why: str                         # the evidence, in one sentence
+    worst: Parting | None            # the seed whose curves parted most
+    noise_gap: float | None          # the larger backend's control gap at that seed
+    float64_gap: float | None        # the float64 runs' gap at that seed
+    final: Comparison                # final exact match, jax − torch across seeds
+    solve: Comparison                # steps to 100 %, jax − torch across seeds
+    errors: list[str]
+
+    @property
+    def curve_gap(self) -> float | None:
+        return self.worst.gap if self.worst else None
+
+    @property
+    def acc_gap(self) -> float | None:
+        return self.worst.acc_gap if self.worst else None
 
     @property
     def ok(self) -> bool:
-        return not self.curves.startswith("DISAGREE") and not self.final_differs and not self.solve_differs
+        return self.verdict in (SAME, NOISE)
 
 
-def _curve_gaps(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
-    by_step = {p["step"]: p for p in b["curve"]}
-    pairs = [(p, by_step[p["step"]]) for p in a["curve"] if p["step"] in by_step]
-    if not pairs:
-        return 0.0, 0.0
-    start = max(pairs[0][1]["loss"], 1e-12)
-    loss_gap = max(abs(p["loss"] - q["loss"]) for p, q in pairs) / start
-    acc_gap = max(abs(p["exact_acc"] - q["exact_acc"]) for p, q in pairs)
-    return loss_gap, acc_gap
+def _by_seed(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {r["config"]["seed"]: r for r in records}
 
 
-def agreement(label: str, jax: Group, torch: Group) -> Agreement:
-    """(1) Same seed => same init and batches: how far apart are the two loss curves?
-    (2) Across seeds: do final accuracy and steps to 100 % differ beyond their CIs?"""
-    curves, loss_gap, acc_gap = "agree", None, None
-    if jax.records[0]["config"]["init"] != "shared":
-        curves = "n/a (native init: different starting weights)"
-    else:
-        by_seed = {r["config"]["seed"]: r for r in torch.records}
-        problems, gaps = [], []
-        for a in jax.records:
-            b = by_seed.get(a["config"]["seed"])
-            if b is None:
-                continue
-            seed = a["config"]["seed"]
-            if "error" in (a["status"], b["status"]):
-                problems.append(f"seed {seed} errored")
-            elif a["status"] != b["status"] or a["diverged_step"] != b["diverged_step"]:
-                problems.append(f"seed {seed}: jax {a['status']} vs torch {b['status']}")
-            else:
-                gaps.append(_curve_gaps(a, b))
-        if gaps:
-            loss_gap, acc_gap = max(g[0] for g in gaps), max(g[1] for g in gaps)
-            if loss_gap > CURVE_TOLERANCE:
-                problems.append(f"loss gap {loss_gap:.1%} of the starting loss")
-        if problems:
-            curves = "DISAGREE (" + "; ".join(problems) + ")"
-    return Agreement(label, loss_gap, acc_gap, curves,
-                     jax.final_exact().differs_from(torch.final_exact()),
-                     jax.solve_step().differs_from(torch.solve_step(),
-                                                   resolution=jax.records[0]["config"]["eval_every"]))
+def agreement(label: str, jax: Group, torch: Group,
+              controls: dict[tuple[str, int], dict[str, Any]] | None = None,
+              float64: dict[tuple[str, int], dict[str, Any]] | None = None) -> Agreement:
+    """The verdict on one config: do the two frameworks train the same?
+
+    (1) Same seed => same initial weights and batches: the loss curves should overlap. Where
+    they part, the control runs ((backend, seed) -> record: the same backend, perturbed only at
+    rounding level) and float64 runs of that seed say whether rounding explains it.
+    (2) Across seeds: final exact match and steps to 100 %, shown the same, different or neither.
+    """
+    controls, float64 = controls or {}, float64 or {}
+    cfg = jax.records[0]["config"]
+    final = compare_means([_final(r) for r in jax.records if r["status"] != "error"],
+                          [_final(r) for r in torch.records if r["status"] != "error"], ACCURACY_MARGIN)
+    cap = cfg["steps"]
+    solve = compare_means([_solve(r, cap) for r in jax.records if r["status"] != "error"],
+                          [_solve(r, cap) for r in torch.records if r["status"] != "error"],
+                          margin=cfg["eval_every"], resolution=cfg["eval_every"])
+    errors = [f"{r['backend']} seed {r['config']['seed']} errored"
+              for r in jax.records + torch.records if r["status"] == "error"]
+    result = functools.partial(Agreement, label, final=final, solve=solve, errors=errors)
+    if cfg["init"] != "shared":
+        return result(NONE, "native init: the backends start from different weights, so only the "
+                      "comparison across seeds applies", None, None, None)
+    other = _by_seed(torch.records)
+    partings = [parting(a, other[a["config"]["seed"]]) for a in jax.records
+                if a["config"]["seed"] in other and "error" not in (a["status"], other[a["config"]["seed"]]["status"])]
+    if not partings:
+        return result(NONE, "no seed ran on both backends without an error", None, None, None)
+    worst = max(partings, key=lambda p: p.gap)
+    across = [f"{name} differs across seeds ({c})" for name, c in (("final exact match", final),
+                                                                    ("steps to 100 %", solve))
+              if c.verdict == "different"]
+    if not worst.parted:
+        if across:
+            return result(DIFFERENT, "; ".join(across), worst, None, None)
+        return result(SAME, f"every seed's loss curves stay within {worst.gap:.2%} of the starting loss "
+                      f"(tolerance {CURVE_TOLERANCE:.0%})", worst, None, None)
+
+    seed = worst.seed
+    noise = _control_gap(jax.records, torch.records, controls, seed)
+    f64 = None
+    if ("jax", seed) in float64 and ("torch", seed) in float64:
+        f64 = parting(float64[("jax", seed)], float64[("torch", seed)]).gap
+    at = f"seed {seed} parts at step {worst.parted_at}, gap {_pct(worst.gap)}"
+    if f64 is not None and f64 <= FLOAT64_TOLERANCE and not across:
+        return result(NOISE, f"{at}; in float64 the same seed's curves agree to {f64:.1e}", worst, noise, f64)
+    if noise is not None and worst.gap <= NOISE_FACTOR * noise and not across:
+        return result(NOISE, f"{at}; rounding alone (a control) parts a backend from itself by {_pct(noise)}",
+                      worst, noise, f64)
+    if noise is not None or f64 is not None or across:
+        evidence = across + ([f"{at}, {worst.gap / noise:.1f}x its rounding-noise control ({_pct(noise)})"]
+                             if noise is not None and worst.gap > NOISE_FACTOR * noise else [])
+        if f64 is not None and f64 > FLOAT64_TOLERANCE:
+            evidence.append(f"float64 curves part too ({f64:.1e})")
+        return result(DIFFERENT, "; ".join(evidence) or at, worst, noise, f64)
+    return result(UNEXPLAINED, f"{at}; no control or float64 run yet (compare.run --controls)", worst, None, None)
+
+
+def _pct(gap: float) -> str:
+    return "a different outcome (one diverged)" if math.isinf(gap) else f"{gap:.2%}"
+
+
+def _final(r: dict[str, Any]) -> float:
+    return 0.0 if r["status"] == "diverged" else r["final"]["exact_acc"] or 0.0
+
+
+def _solve(r: dict[str, Any], cap: int) -> float:
+    return (r["timing"] or {}).get("solve_step") or cap
+
+
+def _control_gap(jax_records, torch_records, controls, seed: int) -> float | None:
+    """The larger of the two backends' gaps between a run and its control, at this seed."""
+    gaps = []
+    for backend, records in (("jax", jax_records), ("torch", torch_records)):
+        run, control = _by_seed(records).get(seed), controls.get((backend, seed))
+        if run and control and "error" not in (run["status"], control["status"]):
+            gaps.append(parting(control, run).gap)
+    return max(gaps) if gaps else None

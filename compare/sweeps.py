@@ -117,6 +117,7 @@ class Run:
     backend: str
     config: Config
     point: tuple[tuple[str, Any], ...]  # the swept values, e.g. (("layers", 3),)
+    role: str = "main"  # or a follow-up of a parted config: "control", "confirm64" (compare.stats)
 
     @property
     def key(self) -> str:
@@ -127,6 +128,33 @@ class Run:
     def label(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.point)
 
+
+def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str,
+               confirm64: bool) -> list[Run]:
+    """For every config whose same-seed curves parted (compare.stats), runs that say why: at the
+    seed that parted most, each backend's rounding-noise control (`control`: ulp or reorder,
+    common/controls.py; "none" for none) and, with `confirm64`, both backends in float64."""
+    from compare.stats import agreements  # noqa: PLC0415  (stats imports nothing from here)
+
+    done = [records[r.key] for r in runs if r.key in records]
+    by_label: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        by_label.setdefault((r.sweep, r.label), []).append(r)
+    extra = []
+    for sweep in dict.fromkeys(r.sweep for r in runs):
+        for verdict in agreements([rec for rec in done if rec["sweep"] == sweep]):
+            if not (verdict.worst and verdict.worst.parted):
+                continue
+            for run in by_label[(sweep, verdict.label)]:
+                if run.config.seed != verdict.worst.seed:
+                    continue
+                if control != "none":
+                    extra.append(dataclasses.replace(run, config=run.config.replace(control=control),
+                                                     role="control"))
+                if confirm64 and run.config.dtype != "float64":
+                    extra.append(dataclasses.replace(run, config=run.config.replace(dtype="float64"),
+                                                     role="confirm64"))
+    return extra
 
 def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
            overrides: dict[str, Any]) -> list[Run]:

@@ -161,10 +161,6 @@ class Trainer:
     def params(self) -> Params:
         return export_params(self.cfg, self.state["params"])
 
-    def set_params(self, params: Params) -> None:
-        """Replace the weights (neutral names and layouts) before training, e.g. nudged ones."""
-        self.state = {**self.state, "params": jax.device_put(load_params(self.cfg, params), self.device)}
-
     def logits(self, batch: Batch) -> np.ndarray:
         """Forward pass with the current parameters (for equivalence checks)."""
         a, b, _, h0 = self._on_device(batch)

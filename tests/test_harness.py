@@ -37,7 +37,7 @@ def test_tiny_sweep_writes_every_output(tmp_path):
     assert all(r["status"] == "ok" and r["config"]["steps"] == 10 for r in recs)
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert {(r["config"], r["backend"]) for r in rows} == {(r["label"], r["backend"]) for r in recs}
-    assert all(r["curves"] == "agree" for r in rows)  # shared init + same batches, 10 steps
+    assert all(r["verdict"] == "same trajectory" for r in rows)  # shared init + same batches, 10 steps
     report = (out / "report.md").read_text()
     assert "## `ablation`" in report and "The study's findings vs ours" in report
     for png in ("ablation_curves.png", "ablation_timing.png"):
@@ -121,3 +121,57 @@ def test_every_run_of_a_sweep_gets_the_one_resolved_device(tmp_path):
     assert {r["config"]["device"] for r in records(out)} == {expected}
     assert {r["env"]["device"] for r in records(out)} == {expected}
     assert "- device auto: " in (out / "report.md").read_text()
+
+
+# A sitecustomize.py on PYTHONPATH runs in every worker the harness starts: it breaks PyTorch's
+# Adam (eps 1e-1 instead of 1e-8) as the worker imports torch_impl.train, without touching the code.
+_BREAK_TORCH_ADAM = '''
+import importlib.abc, importlib.util, sys
+
+class _Break(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "torch_impl.train":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            make = module.make_optimizer
+            def broken(cfg, model):
+                opt, sched = make(cfg, model)
+                for group in opt.param_groups:
+                    group["eps"] = 1e-1
+                return opt, sched
+            module.make_optimizer = broken
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _Break())
+'''
+
+
+def verdicts(out):
+    return {r["config"]: r["verdict"] for r in csv.DictReader((out / "summary.csv").open())}
+
+
+def test_rounding_chaos_is_not_called_a_difference(tmp_path):
+    # relu parts at seed 0 of the quick preset (a 190 % loss gap by step 300); its reorder control
+    # parts as far, so the verdict is rounding noise, never DIFFERENT.
+    out = tmp_path / "act"
+    result = harness("--sweep", "activation", "--seeds", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert verdicts(out) == {"activation=tanh": "same trajectory", "activation=relu": "parted within rounding noise"}
+    controls = [r for r in records(out) if r["role"] == "control"]
+    assert {(r["backend"], r["config"]["control"], r["label"]) for r in controls} == {
+        ("jax", "reorder", "activation=relu"), ("torch", "reorder", "activation=relu")}
+    assert (out / "activation_gap.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_broken_backend_is_called_different(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(_BREAK_TORCH_ADAM)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    out = tmp_path / "act"
+    result = harness("--sweep", "activation", "--seeds", "1", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    assert verdicts(out)["activation=tanh"] == "DIFFERENT"

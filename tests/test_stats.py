@@ -1,9 +1,12 @@
 """Statistics, agreement verdicts and the study-vs-ours findings, on synthetic run records."""
 
+import math
+
 import pytest
 
 from compare import findings
-from compare.stats import Estimate, agreement, group_records, t95
+from compare.stats import (DIFFERENT, NOISE, NONE, SAME, UNEXPLAINED, Estimate, agreements, compare_means,
+                           group_records, t95)
 
 
 def record(backend, point, seed, solve=None, status="ok", losses=(2.0, 1.0), steps=100, init="shared"):
@@ -38,16 +41,92 @@ def test_diverged_scores_zero_and_unsolved_counts_as_cap():
     assert g.solve_step().mean == pytest.approx((10 + 100) / 2)
 
 
-def test_agreement_names_disagreeing_curves():
-    same = [record(b, {"layers": 1}, s, solve=20) for b in ("jax", "torch") for s in range(3)]
-    apart = [record("jax", {"layers": 2}, 0, losses=(2.0, 1.0)),
-             record("torch", {"layers": 2}, 0, losses=(2.0, 1.5))]
-    groups = group_records(same + apart)
-    assert agreement("layers=1", groups["layers=1"]["jax"], groups["layers=1"]["torch"]).ok
-    bad = agreement("layers=2", groups["layers=2"]["jax"], groups["layers=2"]["torch"])
-    assert not bad.ok and bad.curves.startswith("DISAGREE") and bad.curve_gap == pytest.approx(0.25)
-    div = group_records([record("jax", {"x": 1}, 0, status="diverged"), record("torch", {"x": 1}, 0)])
-    assert "jax diverged vs torch ok" in agreement("x=1", div["x=1"]["jax"], div["x=1"]["torch"]).curves
+def pair(point, seed, jax_losses, torch_losses, role="main", **kw):
+    out = [record("jax", point, seed, losses=jax_losses, **kw), record("torch", point, seed, losses=torch_losses, **kw)]
+    for r in out:
+        r["role"] = role
+    return out
+
+
+def verdict_of(records, label):
+    return next(a for a in agreements(records) if a.label == label)
+
+
+def test_same_trajectory():
+    same = [r for s in range(3) for r in pair({"layers": 1}, s, (2.0, 1.0), (2.0, 1.0 + 1e-4), solve=20)]
+    a = verdict_of(same, "layers=1")
+    assert a.verdict == SAME and a.ok and a.curve_gap == pytest.approx(0.5e-4)
+    assert a.final.verdict == "same" and a.solve.verdict == "same"
+
+
+def test_parted_within_rounding_noise_by_a_control():
+    main = pair({"layers": 4}, 0, (2.0, 1.0), (2.0, 1.4))               # parts by 20 %
+    control = pair({"layers": 4}, 0, (2.0, 1.25), (2.0, 1.2), role="control")  # rounding alone: 12.5 %
+    a = verdict_of(main + control, "layers=4")
+    assert a.verdict == NOISE and a.ok
+    assert a.worst.parted_at == 20 and a.noise_gap == pytest.approx(0.125)
+    assert "rounding alone" in a.why and "seed 0 parts at step 20" in a.why
+
+
+def test_parted_beyond_rounding_noise_is_different():
+    main = pair({"layers": 4}, 0, (2.0, 1.0), (2.0, 1.4))
+    control = pair({"layers": 4}, 0, (2.0, 1.01), (2.0, 1.41), role="control")  # 0.5 %: 40x smaller
+    a = verdict_of(main + control, "layers=4")
+    assert a.verdict == DIFFERENT and not a.ok and "40.0x its rounding-noise control" in a.why
+
+
+def test_float64_settles_a_parting():
+    main = pair({"lr": 0.5}, 0, (2.0, 1.0), (2.0, 1.4))
+    agree64 = pair({"lr": 0.5}, 0, (2.0, 1.0), (2.0, 1.0 + 1e-9), role="confirm64")
+    assert verdict_of(main + agree64, "lr=0.5").verdict == NOISE
+    apart64 = pair({"lr": 0.5}, 0, (2.0, 1.0), (2.0, 1.3), role="confirm64")
+    a = verdict_of(main + apart64, "lr=0.5")
+    assert a.verdict == DIFFERENT and "float64 curves part too" in a.why
+
+
+def test_parted_without_evidence_is_not_called_different():
+    a = verdict_of(pair({"layers": 10}, 0, (2.0, 1.0), (2.0, 1.4)), "layers=10")
+    assert a.verdict == UNEXPLAINED and not a.ok and "--controls" in a.why
+
+
+def test_one_diverged_and_the_other_not():
+    main = [record("jax", {"x": 1}, 0, status="diverged"), record("torch", {"x": 1}, 0)]
+    a = verdict_of(main, "x=1")
+    assert a.verdict == UNEXPLAINED and a.worst.parted_at == 5 and math.isinf(a.curve_gap)
+    flipped = record("torch", {"x": 1}, 0, status="diverged")  # rounding flips divergence too
+    flipped["role"] = "control"
+    assert verdict_of(main + [flipped], "x=1").verdict == NOISE
+
+
+def test_errors_are_errors_not_disagreement():
+    main = pair({"x": 1}, 0, (2.0, 1.0), (2.0, 1.0)) + [record("jax", {"x": 1}, 1, status="error"),
+                                                         record("torch", {"x": 1}, 1)]
+    a = verdict_of(main, "x=1")
+    assert a.verdict == SAME and a.errors == ["jax seed 1 errored"]
+    only_errors = [record(b, {"x": 2}, 0, status="error") for b in ("jax", "torch")]
+    assert verdict_of(only_errors, "x=2").verdict == NONE
+
+
+def test_across_seeds_same_different_inconclusive():
+    same = compare_means([0.99, 1.0, 0.995, 1.0], [1.0, 0.995, 0.99, 1.0], margin=0.02)
+    assert same.verdict == "same" and same.ci95[0] < 0 < same.ci95[1]
+    different = compare_means([0.5, 0.52, 0.51], [0.9, 0.91, 0.89], margin=0.02)
+    assert different.verdict == "different" and different.ci95[1] < 0
+    unsure = compare_means([0.2, 0.9, 0.6], [0.5, 0.3, 1.0], margin=0.02)
+    assert unsure.verdict == "inconclusive" and unsure.seeds_needed > 3
+    # steps to 100 % one eval apart with no spread: within the resolution, not "different"
+    assert compare_means([80, 80, 80], [100, 100, 100], margin=20, resolution=20).verdict == "inconclusive"
+    assert compare_means([80, 80, 80], [80, 80, 80], margin=20).verdict == "same"
+    assert compare_means([80], [80, 100], margin=20).verdict == "inconclusive"
+
+
+def test_a_difference_across_seeds_makes_same_curves_different():
+    # Curves overlap at every shared seed, yet the seeds differ: not the same.
+    main = [r for s in range(3) for r in pair({"x": 1}, s, (2.0, 1.0), (2.0, 1.0))]
+    for r in main:
+        r["final"]["exact_acc"] = (0.5 if r["backend"] == "jax" else 0.9) + 0.01 * r["config"]["seed"]
+    a = verdict_of(main, "x=1")
+    assert a.verdict == DIFFERENT and "final exact match differs across seeds" in a.why
 
 
 def test_findings_are_inconclusive_without_evidence():

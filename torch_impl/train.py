@@ -95,10 +95,6 @@ class Trainer:
     def params(self) -> Params:
         return export_params(self.model)
 
-    def set_params(self, params: Params) -> None:
-        """Replace the weights (neutral names and layouts) before training, e.g. nudged ones."""
-        load_params(self.model, params)
-
     @torch.no_grad()
     def logits(self, batch: Batch) -> np.ndarray:
         """Forward pass with the current parameters (for equivalence checks)."""
