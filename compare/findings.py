@@ -275,6 +275,33 @@ def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callabl
     return check
 
 
+# The study's own steps to 100 % (../shared/STUDY.md: students' runs of the handout model, lr 1e-3,
+# Adam, batch 200), by (cell, layers); the handout rerun (rnn, 2 layers, 3 seeds) got 300/400/300.
+STUDY_STEPS = {
+    ("rnn", 1): "330–370", ("rnn", 2): "250–260; handout rerun 300/400/300", ("rnn", 3): "320–350",
+    ("rnn", 4): "420–550",
+    ("gru", 1): "350", ("gru", 2): "290–310", ("gru", 3): "260–310", ("gru", 4): "330–360",
+    ("lstm", 1): "290–300", ("lstm", 2): "260–270", ("lstm", 3): "250–270", ("lstm", 4): "260–270",
+}
+STUDY_LR = 1e-3
+
+
+def study_steps(groups: Groups) -> dict[str, str]:
+    """label -> the study's steps to 100 % for that config, where the study has a number for it:
+    the handout model at the study's lr (the paper preset), varying only cell and layers."""
+    out = {}
+    for label, by_backend in groups.items():
+        g = next(iter(by_backend.values()))
+        cfg = g.records[0]["config"]
+        plain = all(cfg.get(k, v) == v for k, v in (("digits", 9), ("data", "handout"), ("hidden", 64),
+                                                    ("activation", "tanh"), ("h0", "zeros"),
+                                                    ("carry_state", False), ("schedule", "constant")))
+        key = (cfg.get("cell"), cfg.get("layers"))
+        if plain and cfg.get("lr") == STUDY_LR and key in STUDY_STEPS:
+            out[label] = STUDY_STEPS[key]
+    return out
+
+
 CHECKS: dict[str, Callable[[Groups], list[Finding]]] = {
     "layers": layers, "cells": cells, "lr": lr, "schedule": schedule, "digits": digits,
     "activation": activation, "h0": h0, "carry": carry, "ablation": ablation, "init": init,

@@ -11,7 +11,7 @@ from typing import Any
 from common.cli import write_atomic
 from common.config import Config
 from compare import plots
-from compare.findings import CHECKS, accuracy_at, probe_accuracy
+from compare.findings import CHECKS, accuracy_at, probe_accuracy, study_steps
 from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, FLOAT64_TOLERANCE, NOISE_FACTOR,
                            Agreement, Estimate, Group, agreements, extra_runs, gap_curve, group_records)
 from compare.sweeps import SWEEPS
@@ -29,7 +29,8 @@ def _solve_text(g: Group) -> str:
     if not g.solved:
         return f"never (cap {g.cap})"
     unsolved = g.solve_step().n - g.solved
-    return f"{g.solve_step()}" + (f" ({unsolved} never, counted as {g.cap})" if unsolved else "")
+    return _interval(g.solve_step(), 0, g.cap, ".0f") + (f" ({unsolved} never, counted as {g.cap})"
+                                                         if unsolved else "")
 
 
 def _interval(est: Estimate, lo: float, hi: float, spec: str) -> str:
@@ -119,7 +120,8 @@ def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[
                        out_dir: Path) -> list[str]:
     lines = ["**Do JAX and PyTorch train the same?** One verdict per config:", ""]
     lines += [f"- *{v}*: {text}" for v, text in _VERDICT_TEXT]
-    lines += ["", "Across seeds, each quantity is compared as jax − torch with its 95 % Welch interval: "
+    lines += ["", "Across seeds, each quantity is compared as jax − torch with its 95 % interval (paired by "
+              "seed, since seed k gives both the same weights and batches; Welch's where a seed is missing): "
               f"*same* when the 90 % interval lies within ±{ACCURACY_MARGIN} (exact match) or ±1 eval "
               "interval (steps) — two one-sided tests at 5 % —, *different* when the 95 % interval "
               "excludes 0, and otherwise *inconclusive*: the data cannot tell, and the seeds per backend "
@@ -177,6 +179,16 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
     verdicts = {a.label: a for a in agreements(records)}
     if verdicts:
         lines += _agreement_section(name, verdicts, records, out_dir)
+
+    study = study_steps(groups)
+    if study:
+        lines += ["**Steps to 100 %: the study's numbers beside ours** (the students' range at the same "
+                  "settings; ours: mean over seeds with its 95 % interval).", "",
+                  "| config | the study | jax | torch |", "|---|---|---|---|"]
+        for label, text in study.items():
+            ours = [_solve_text(groups[label][b]) if b in groups[label] else "–" for b in ("jax", "torch")]
+            lines.append(f"| {label} | {text} | {ours[0]} | {ours[1]} |")
+        lines.append("")
 
     findings = CHECKS[name](groups)
     if findings:

@@ -136,6 +136,7 @@ def main(argv: list[str]) -> None:
                   f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
     start = time.perf_counter()
     done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds)
+    main_s = time.perf_counter() - start
     extra = follow_ups(runs, done, F.controls, F.confirm64)
     if extra:
         parted = len({(r.sweep, r.label) for r in extra})
@@ -144,6 +145,7 @@ def main(argv: list[str]) -> None:
         console.print(f"{parted} config(s) parted: {what} of the seed that parted most, on each backend "
                       f"({len(extra)} runs)")
         execute(extra, out_dir, F.jobs, console, vmap_seeds=False)
+        console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
     wanted = {r.key for r in runs + extra}
     records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]
     header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",

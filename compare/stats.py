@@ -190,14 +190,19 @@ def gap_curve(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[int], list[flo
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """jax − torch across seeds: Welch's difference of means, and whether it is shown the same
-    (90 % interval inside ±margin: two one-sided tests at 5 %), shown different (95 % interval
-    excludes 0, by more than the measurement's resolution) or neither."""
+    """jax − torch across seeds: the difference of means with its 95 % interval, and whether it
+    is shown the same (90 % interval inside ±margin: two one-sided tests at 5 %), shown different
+    (95 % interval excludes 0, by more than the measurement's resolution) or neither.
+
+    Seeds pair up: seed k starts both backends from the same weights on the same batches, so
+    where every seed ran on both, the interval is the paired one (of the per-seed differences);
+    otherwise Welch's (unequal variances)."""
     diff: float | None
     ci95: tuple[float, float] | None
     margin: float
     verdict: str                 # "same", "different", "inconclusive"
     seeds_needed: int | None     # per backend, to decide an inconclusive one (None: cannot say)
+    paired: bool = False
 
     def __str__(self) -> str:
         if self.diff is None:
@@ -221,23 +226,31 @@ def _t(p: float, dof: float) -> float:
     return float(t.ppf(p, dof)) if math.isfinite(dof) else float(t.ppf(p, 1e9))
 
 
-def compare_means(a: list[float], b: list[float], margin: float, resolution: float = 0.0) -> Comparison:
-    """Means of a and b (seeds of each backend), Welch and two one-sided tests; see Comparison."""
+def compare_means(a: list[float], b: list[float], margin: float, resolution: float = 0.0,
+                  paired: bool = False) -> Comparison:
+    """Means of a and b (seeds of each backend; with `paired`, a[k] and b[k] are one seed), and
+    two one-sided tests; see Comparison."""
     if len(a) < 2 or len(b) < 2:
-        return Comparison(None, None, margin, "inconclusive", None)
-    diff, se, dof = _welch(a, b)
+        return Comparison(None, None, margin, "inconclusive", None, paired)
+    if paired:
+        d = [x - y for x, y in zip(a, b, strict=True)]
+        diff, se, dof = statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d)), len(d) - 1
+        if se == 0:
+            dof = math.inf
+    else:
+        diff, se, dof = _welch(a, b)
     ci95 = (diff - _t(0.975, dof) * se, diff + _t(0.975, dof) * se)
     half90 = _t(0.95, dof) * se
     if abs(diff) + half90 < margin:
-        return Comparison(diff, ci95, margin, "same", None)
+        return Comparison(diff, ci95, margin, "same", None, paired)
     if (ci95[0] > 0 or ci95[1] < 0) and abs(diff) > resolution:
-        return Comparison(diff, ci95, margin, "different", None)
+        return Comparison(diff, ci95, margin, "different", None, paired)
     # Seeds per backend at which this spread would decide: the 90 % interval inside the margin
     # if the difference is smaller than the margin, else the 95 % interval clear of 0.
-    spread = math.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
+    spread = se * math.sqrt(len(a)) if paired else math.sqrt(statistics.variance(a) + statistics.variance(b))
     room, z = (margin - abs(diff), 1.645) if abs(diff) < margin else (abs(diff), 1.96)
-    needed = math.ceil(2 * (z * spread / room) ** 2) if room > 0 and spread > 0 else None
-    return Comparison(diff, ci95, margin, "inconclusive", max(needed, len(a) + 1) if needed else None)
+    needed = math.ceil((z * spread / room) ** 2) if room > 0 and spread > 0 else None
+    return Comparison(diff, ci95, margin, "inconclusive", max(needed, len(a) + 1) if needed else None, paired)
 
 
 @dataclasses.dataclass
@@ -281,12 +294,10 @@ def agreement(label: str, jax: Group, torch: Group,
     """
     controls, float64 = controls or {}, float64 or {}
     cfg = jax.records[0]["config"]
-    final = compare_means([_final(r) for r in jax.records if r["status"] != "error"],
-                          [_final(r) for r in torch.records if r["status"] != "error"], ACCURACY_MARGIN)
+    final = compare_means(*_seeds(jax, torch, _final), ACCURACY_MARGIN, paired=_paired(jax, torch))
     cap = cfg["steps"]
-    solve = compare_means([_solve(r, cap) for r in jax.records if r["status"] != "error"],
-                          [_solve(r, cap) for r in torch.records if r["status"] != "error"],
-                          margin=cfg["eval_every"], resolution=cfg["eval_every"])
+    solve = compare_means(*_seeds(jax, torch, lambda r: _solve(r, cap)),
+                          margin=cfg["eval_every"], resolution=cfg["eval_every"], paired=_paired(jax, torch))
     errors = [f"{r['backend']} seed {r['config']['seed']} errored"
               for r in jax.records + torch.records if r["status"] == "error"]
     result = functools.partial(Agreement, label, final=final, solve=solve, errors=errors)
@@ -326,6 +337,21 @@ def agreement(label: str, jax: Group, torch: Group,
             evidence.append(f"float64 curves part too ({f64:.1e})")
         return result(DIFFERENT, "; ".join(evidence) or at, worst, noise, f64)
     return result(UNEXPLAINED, f"{at}; no control or float64 run yet (compare.run --controls)", worst, None, None)
+
+
+def _ok_seeds(g: Group) -> dict[int, dict[str, Any]]:
+    return {r["config"]["seed"]: r for r in g.records if r["status"] != "error"}
+
+
+def _paired(jax: Group, torch: Group) -> bool:
+    """Every seed that ran without an error ran on both backends (same weights, same batches)."""
+    return _ok_seeds(jax).keys() == _ok_seeds(torch).keys()
+
+
+def _seeds(jax: Group, torch: Group, value) -> tuple[list[float], list[float]]:
+    """value() of each backend's error-free runs, in seed order (pairs line up when paired)."""
+    a, b = _ok_seeds(jax), _ok_seeds(torch)
+    return [value(a[k]) for k in sorted(a)], [value(b[k]) for k in sorted(b)]
 
 
 def _pct(gap: float) -> str:

@@ -118,6 +118,11 @@ def test_across_seeds_same_different_inconclusive():
     assert compare_means([80, 80, 80], [100, 100, 100], margin=20, resolution=20).verdict == "inconclusive"
     assert compare_means([80, 80, 80], [80, 80, 80], margin=20).verdict == "same"
     assert compare_means([80], [80, 100], margin=20).verdict == "inconclusive"
+    # Seeds pair up (same weights, same batches): identical per-seed results are the same however
+    # much the seeds scatter, which the unpaired (Welch) interval cannot show.
+    scattered = [80.0, 420.0, 80.0]
+    assert compare_means(scattered, scattered, margin=20, paired=True).verdict == "same"
+    assert compare_means(scattered, scattered, margin=20).verdict == "inconclusive"
 
 
 def test_a_difference_across_seeds_makes_same_curves_different():
@@ -151,3 +156,13 @@ def test_findings_confirm_and_contradict():
     ablation = group_records([record(b, {"cell": c}, k, solve=20 if c == "rnn" else None)
                               for b in ("jax", "torch") for c in ("rnn", "none") for k in range(2)])
     assert findings.ablation(ablation)[0].verdict == "jax: confirmed; torch: confirmed"
+
+
+def test_the_studys_steps_stand_beside_ours_only_at_its_settings():
+    def sweep(lr):
+        recs = [record(b, {"layers": n}, 0, solve=200) for b in ("jax", "torch") for n in (2, 10)]
+        for r in recs:
+            r["config"].update(cell="rnn", layers=r["point"]["layers"], lr=lr, digits=9, data="handout")
+        return group_records(recs)
+    assert findings.study_steps(sweep(1e-3)) == {"layers=2": "250–260; handout rerun 300/400/300"}
+    assert findings.study_steps(sweep(1e-2)) == {}  # the quick preset's lr: not the study's runs
