@@ -192,7 +192,11 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
 
     findings = CHECKS[name](groups)
     if findings:
-        lines += ["**The study's findings vs ours.**", "", "| the study | ours | verdict |", "|---|---|---|"]
+        lines += ["**The study's findings vs ours**, per backend: *confirmed* or *contradicted* by our runs, "
+                  "or *inconclusive* when they cannot decide (nothing reached 100 %, the values compared tie "
+                  "within their 95 % intervals, or a needed config is missing or every run of it failed). "
+                  "Speed of learning is the mean steps to 100 % (a run that never got there counts as the "
+                  "step cap).", "", "| the study | ours | verdict |", "|---|---|---|"]
         lines += [f"| {f.claim} | {f.ours} | {f.verdict} |" for f in findings]
         lines.append("")
 
