@@ -240,7 +240,7 @@ def summary(results: dict[str, Any]) -> str:
 
 def define_flags() -> None:
     flags.DEFINE_string("out", None, "folder for the figures and logs (created; must be empty if it exists)")
-    flags.DEFINE_float("budget_s", 480, "stop starting parts after this many seconds")
+    flags.DEFINE_float("budget_s", 540, "stop starting parts after this many seconds")
     flags.DEFINE_enum("device", "gpu", ["gpu", "cpu"], "gpu; cpu only to test this command itself")
     flags.DEFINE_bool("small", False, "tiny versions of every part (to test this command itself)")
 
