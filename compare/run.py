@@ -46,8 +46,10 @@ def define_flags() -> None:
                       "for every config whose same-seed curves parted, train this rounding-noise control "
                       "of the seed that parted most on each backend (common/controls.py), so the verdict "
                       "can tell rounding from a framework difference")
-    flags.DEFINE_bool("confirm64", False, "for every config whose curves parted, also train that seed "
-                      "on both backends in float64: curves that agree there parted by rounding")
+    flags.DEFINE_enum("confirm64", "auto", ["auto", "all", "none"],
+                      "train the seed that parted most on both backends in float64 (curves that stay "
+                      "together there parted by rounding): auto where the control leaves the parting "
+                      "unexplained, all for every parted config, none never")
     flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
                       "program (one process; step times are then per group of seeds)")
 
@@ -137,14 +139,17 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds)
     main_s = time.perf_counter() - start
-    extra = follow_ups(runs, done, F.controls, F.confirm64)
+    extra: list = []
+    while True:  # controls first; float64 where they leave a parting unexplained
+        todo = [r for r in follow_ups(runs, done, F.controls, F.confirm64) if r.key not in done]
+        if not todo:
+            break
+        kinds = sorted({"a control" if r.role == "control" else "float64" for r in todo})
+        console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
+                      f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
+        done = execute(todo, out_dir, F.jobs, console, vmap_seeds=False)
+        extra += todo
     if extra:
-        parted = len({(r.sweep, r.label) for r in extra})
-        what = " and ".join(w for w, on in ((f"a {F.controls} control", F.controls != "none"),
-                                             ("float64", F.confirm64)) if on)
-        console.print(f"{parted} config(s) parted: {what} of the seed that parted most, on each backend "
-                      f"({len(extra)} runs)")
-        execute(extra, out_dir, F.jobs, console, vmap_seeds=False)
         console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
     wanted = {r.key for r in runs + extra}
     records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]

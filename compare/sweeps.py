@@ -129,11 +129,28 @@ class Run:
         return " ".join(f"{k}={v}" for k, v in self.point)
 
 
+def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
+           overrides: dict[str, Any]) -> list[Run]:
+    """Every run of the sweep; raises ConfigError (naming the value) if any config is invalid."""
+    axes = sweep.axes(preset)
+    base = {**sweep.base(preset), **overrides}
+    runs = []
+    for values in itertools.product(*axes.values()):
+        point = tuple(zip(axes, values))
+        derived = sweep.derive(dict(point), preset) if sweep.derive else {}
+        for seed in range(seeds):
+            cfg = Config(**{**base, **derived, **dict(point), "seed": seed})
+            runs.extend(Run(sweep.name, b, cfg, point) for b in backends)
+    return runs
+
+
 def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str,
-               confirm64: bool) -> list[Run]:
-    """For every config whose same-seed curves parted (compare.stats), runs that say why: at the
-    seed that parted most, each backend's rounding-noise control (`control`: ulp or reorder,
-    common/controls.py; "none" for none) and, with `confirm64`, both backends in float64."""
+               confirm64: str) -> list[Run]:
+    """Runs that say why a config's same-seed curves parted (compare.stats), for the seed that
+    parted most: each backend's rounding-noise control (`control`: ulp or reorder, see
+    common/controls.py; none), then both backends in float64 where the control does not explain
+    the parting (`confirm64` auto), for every parted config (all) or never (none). Call again
+    after running them: float64 runs follow their controls."""
     from compare.stats import agreements  # noqa: PLC0415  (stats imports nothing from here)
 
     done = [records[r.key] for r in runs if r.key in records]
@@ -148,24 +165,13 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
             for run in by_label[(sweep, verdict.label)]:
                 if run.config.seed != verdict.worst.seed:
                     continue
+                controlled = dataclasses.replace(run, config=run.config.replace(control=control), role="control")
                 if control != "none":
-                    extra.append(dataclasses.replace(run, config=run.config.replace(control=control),
-                                                     role="control"))
-                if confirm64 and run.config.dtype != "float64":
+                    extra.append(controlled)
+                awaiting_control = control != "none" and controlled.key not in records
+                wanted64 = confirm64 == "all" or (confirm64 == "auto" and not awaiting_control
+                                                  and verdict.verdict != "parted within rounding noise")
+                if wanted64 and run.config.dtype != "float64":
                     extra.append(dataclasses.replace(run, config=run.config.replace(dtype="float64"),
                                                      role="confirm64"))
     return extra
-
-def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
-           overrides: dict[str, Any]) -> list[Run]:
-    """Every run of the sweep; raises ConfigError (naming the value) if any config is invalid."""
-    axes = sweep.axes(preset)
-    base = {**sweep.base(preset), **overrides}
-    runs = []
-    for values in itertools.product(*axes.values()):
-        point = tuple(zip(axes, values))
-        derived = sweep.derive(dict(point), preset) if sweep.derive else {}
-        for seed in range(seeds):
-            cfg = Config(**{**base, **derived, **dict(point), "seed": seed})
-            runs.extend(Run(sweep.name, b, cfg, point) for b in backends)
-    return runs
