@@ -95,9 +95,9 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
     handles, names = axes[0, 0].get_legend_handles_labels()
     handles.append(matplotlib.patches.Patch(color="grey", alpha=0.3))
     names.append("95 % bootstrap interval of the mean over seeds")
-    fig.suptitle(title, fontsize=11)
-    fig.legend(handles, names, loc="upper right", fontsize=8, ncol=3)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.suptitle(title, fontsize=11, y=0.995)
+    fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.965), fontsize=8, ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
