@@ -4,6 +4,8 @@ Bounds and the reasons behind them live in compare/equivalence.py; these tests a
 """
 
 import dataclasses
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import pytest
@@ -83,3 +85,17 @@ def test_gpu_float32_bounds_are_wider_only_where_measured():
     result = eq.Result("gru", 2, "float32", logits=6.9e-6, loss=1e-7, grads=(3.2e-6, "rnn.bias_ih_l0"),
                        trajectory=2.3e-7, params=(1.36e-3, "rnn.weight_ih_l1"), steps=100)
     assert result.violations() and not dataclasses.replace(result, device="gpu").violations()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cell="], "nothing to check"),
+    (["--layers="], "nothing to check"),
+    (["extra"], "unexpected argument 'extra'"),
+    (["--json", "no/such/dir/eq.json"], "--json=no/such/dir/eq.json"),
+])
+def test_bad_input_is_one_line_exit_2(args, message):
+    # An empty selection used to print an empty table and exit 0: a CI calling it passed.
+    result = subprocess.run([sys.executable, "-m", "compare.equivalence", *args], capture_output=True,
+                            text=True, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
