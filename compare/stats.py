@@ -119,13 +119,6 @@ def extra_runs(records: list[dict[str, Any]], kind: str) -> dict[str, dict[tuple
     return out
 
 
-def agreements(records: list[dict[str, Any]]) -> list[Agreement]:
-    """The verdict on every config of these records (one sweep) that ran on both backends."""
-    controls, float64 = extra_runs(records, CONTROL), extra_runs(records, CONFIRM64)
-    return [agreement(label, g["jax"], g["torch"], controls.get(label), float64.get(label))
-            for label, g in group_records(records).items() if {"jax", "torch"} <= set(g)]
-
-
 # --------------------------------------------------------------------- JAX vs PyTorch agreement
 
 # Same-seed loss curves "take the same trajectory" while their largest gap stays under this
@@ -227,7 +220,7 @@ def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
 
 
 def _t(p: float, dof: float) -> float:
-    from scipy.stats import t  # noqa: PLC0415  (jax's dependency; only the report needs it)
+    from scipy.stats import t  # noqa: PLC0415  (imported where needed: the workers never need it)
 
     return float(t.ppf(p, dof)) if math.isfinite(dof) else float(t.ppf(p, 1e9))
 
@@ -340,8 +333,9 @@ def agreement(label: str, jax: Group, torch: Group,
     if explained:
         return result(NOISE, f"{at}; rounding alone (a control) parts a backend from itself by {_pct(noise)}",
                       worst, noise, f64)
-    control = (f"{worst.gap / noise:.1f}x its rounding-noise control ({_pct(noise)})" if noise is not None
-               else "no control run")
+    control = ("no control run" if noise is None else
+               f"its rounding-noise controls did not part ({_pct(noise)})" if math.isinf(worst.gap) else
+               f"{worst.gap / noise:.1f}x its rounding-noise control ({_pct(noise)})")
     if f64 is not None and noise is not None:
         return result(DIFFERENT, f"{at}, {control}, and the float64 curves part too ({_pct(f64)})",
                       worst, noise, f64)
@@ -350,9 +344,11 @@ def agreement(label: str, jax: Group, torch: Group,
                   f"no {missing} yet", worst, noise, f64)
 
 
-def explained(verdict: Agreement) -> bool:
-    """Parted, and rounding already accounts for it (no float64 run needed)."""
-    return verdict.worst is not None and verdict.worst.parted and verdict.verdict == NOISE
+def agreements(records: list[dict[str, Any]]) -> list[Agreement]:
+    """The verdict on every config of these records (one sweep) that ran on both backends."""
+    controls, float64 = extra_runs(records, CONTROL), extra_runs(records, CONFIRM64)
+    return [agreement(label, g["jax"], g["torch"], controls.get(label), float64.get(label))
+            for label, g in group_records(records).items() if {"jax", "torch"} <= set(g)]
 
 
 def _ok_seeds(g: Group) -> dict[int, dict[str, Any]]:

@@ -151,7 +151,7 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
     common/controls.py; none), then both backends in float64 where the control does not explain
     the parting (`confirm64` auto), for every parted config (all) or never (none). Call again
     after running them: float64 runs follow their controls."""
-    from compare.stats import agreements  # noqa: PLC0415  (stats imports nothing from here)
+    from compare.stats import NOISE, agreements  # noqa: PLC0415  (stats imports nothing from here)
 
     done = [records[r.key] for r in runs if r.key in records]
     by_label: dict[tuple[str, str], list[Run]] = {}
@@ -170,7 +170,7 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
                     extra.append(controlled)
                 awaiting_control = control != "none" and controlled.key not in records
                 wanted64 = confirm64 == "all" or (confirm64 == "auto" and not awaiting_control
-                                                  and verdict.verdict != "parted within rounding noise")
+                                                  and verdict.verdict != NOISE)
                 if wanted64 and run.config.dtype != "float64":
                     extra.append(dataclasses.replace(run, config=run.config.replace(dtype="float64"),
                                                      role="confirm64"))
