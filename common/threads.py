@@ -8,8 +8,8 @@ The policy, the same for both frameworks (`threads=0`, the default, picks it):
 - a CPU run gets 1 core: the frameworks' thread pools then cannot fight over a shared box, and
   one-core timings are comparable across runs and machines;
 - a GPU run gets up to GPU_HOST_CORES cores: there the host compiles (XLA:GPU compiles in
-  parallel: 45 s for the canonical program on 1 core, 7.7 s on 8, on an H200 box) and launches
-  kernels while the next batch is made.
+  parallel: the canonical program took 40.4 s on 1 core and 10.7 s on 8 on an H200 box) and
+  launches kernels while the next batch is made.
 Any other value pins that many cores, whatever the device.
 """
 

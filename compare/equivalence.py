@@ -88,9 +88,11 @@ RELU_FLOAT32_BOUNDS = dataclasses.replace(BOUNDS["float32"], trajectory=5e-4, pa
 #   gru 1.9e-4 (JAX) and 2.2e-4 (PyTorch) on that same tensor, lstm 2.0e-5, rnn-tanh 7.1e-6,
 #   rnn-relu 3.2e-5. Bound 5e-3, 3.7x the largest gap; a real difference (a swapped gate, a
 #   dropped bias) breaks the logits and gradient bounds by orders of magnitude first.
-# What would change it: the gap between PyTorch with and without cuDNN (one framework, two
-# correct kernels) on the same GPU, not yet measured; if it reaches 1e-3 for gru, this is
-# confirmed as rounding, and if it stays near the one-ulp figure, the 1.4e-3 needs explaining.
+# What would change it: a within-framework floor from a perturbation of the size kernels make,
+# not yet measured on a GPU: the `reorder` control (added after that run; on CPU its per-step
+# gap matches the cross-framework one, the one-ulp nudge's is a few times smaller), or PyTorch
+# with and without cuDNN. If it reaches ~1e-3 for gru, this is confirmed as rounding; if it
+# stays near the one-ulp figure, the 1.4e-3 needs explaining.
 GPU_FLOAT32_GRADS = 3e-5
 GPU_FLOAT32_PARAMS = 5e-3
 

@@ -12,7 +12,7 @@ from common.cli import write_atomic
 from common.config import Config
 from compare import plots
 from compare.findings import CHECKS, accuracy_at, probe_accuracy, study_steps
-from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, NOISE_FACTOR,
+from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, MAIN, NOISE_FACTOR, role,
                            Agreement, Estimate, Group, agreements, extra_runs, gap_curve, group_records)
 from compare.sweeps import SWEEPS
 
@@ -138,7 +138,7 @@ def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[
     if explained:  # the config that parted most, with its controls
         a = max(explained, key=lambda v: v.worst.gap)
         by_seed = {(r["backend"], r["config"]["seed"]): r for r in records
-                   if r["label"] == a.label and r.get("role", "main") == "main"}
+                   if r["label"] == a.label and role(r) == MAIN}
         seed = a.worst.seed
         series = [("jax vs torch", *gap_curve(by_seed[("jax", seed)], by_seed[("torch", seed)]))]
         for backend in ("jax", "torch"):

@@ -166,21 +166,22 @@ def parting(a: dict[str, Any], b: dict[str, Any]) -> Parting:
     if a["status"] != b["status"] or a["diverged_step"] != b["diverged_step"]:
         steps = [s for s in (a["diverged_step"], b["diverged_step"]) if s]
         return Parting(seed, math.inf, min(steps) if steps else None, 1.0)
-    by_step = {p["step"]: p for p in b["curve"]}
-    pairs = [(p, by_step[p["step"]]) for p in a["curve"] if p["step"] in by_step]
-    if not pairs:
+    steps, gaps = gap_curve(a, b)
+    if not steps:
         return Parting(seed, 0.0, None, 0.0)
-    start = max(pairs[0][1]["loss"], 1e-12)
-    gaps = [(abs(p["loss"] - q["loss"]) / start, p["step"]) for p, q in pairs]
-    parted_at = next((step for gap, step in gaps if gap > CURVE_TOLERANCE), None)
-    return Parting(seed, max(g for g, _ in gaps), parted_at,
-                   max(abs(p["exact_acc"] - q["exact_acc"]) for p, q in pairs))
+    parted_at = next((step for step, gap in zip(steps, gaps) if gap > CURVE_TOLERANCE), None)
+    return Parting(seed, max(gaps), parted_at,
+                   max(abs(p["exact_acc"] - q["exact_acc"]) for p, q in _shared_evals(a, b)))
+
+
+def _shared_evals(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[dict, dict]]:
+    by_step = {p["step"]: p for p in b["curve"]}
+    return [(p, by_step[p["step"]]) for p in a["curve"] if p["step"] in by_step]
 
 
 def gap_curve(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[int], list[float]]:
-    """|Δ loss| / starting loss at each shared eval step (for the gap plot)."""
-    by_step = {p["step"]: p for p in b["curve"]}
-    pairs = [(p, by_step[p["step"]]) for p in a["curve"] if p["step"] in by_step]
+    """|Δ loss| / starting loss (b's) at each eval step both runs have."""
+    pairs = _shared_evals(a, b)
     if not pairs:
         return [], []
     start = max(pairs[0][1]["loss"], 1e-12)
