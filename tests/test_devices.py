@@ -32,11 +32,15 @@ def test_cpu_asks_nobody():
 
 
 def test_the_real_probe_on_this_machine():
-    # Each answer comes from the framework itself, in its own process; where jax sees a GPU
-    # (a GPU box) the name is a real device kind.
-    for backend in ("jax", "torch"):
-        name = devices.visible_gpu(backend)
-        assert name is None or name.strip()
+    # Each answer comes from the framework itself, in a process of its own, and matches what the
+    # framework says in this one (no GPU here: None; on a GPU box: the device's name).
+    from jax_impl.runtime import gpu_name as jax_gpu
+    from torch_impl.runtime import gpu_name as torch_gpu
+
+    assert devices.visible_gpu("jax") == jax_gpu()
+    assert devices.visible_gpu("torch") == torch_gpu()
+    with pytest.raises(ConfigError, match="nope: cannot start the framework"):
+        devices.visible_gpu("nope")
 
 
 def test_mixed_devices_are_named_and_one_device_is_not():
