@@ -144,6 +144,14 @@ def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
     return runs
 
 
+def _control(run: Run, control: str) -> Run:
+    return dataclasses.replace(run, config=run.config.replace(control=control), role="control")
+
+
+def _float64(run: Run) -> Run:
+    return dataclasses.replace(run, config=run.config.replace(dtype="float64"), role="confirm64")
+
+
 def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str,
                confirm64: str) -> list[Run]:
     """Runs that say why a config's same-seed curves parted (compare.stats), for the seed that
@@ -153,7 +161,9 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
     after running them: float64 runs follow their controls."""
     from compare.stats import NOISE, agreements  # noqa: PLC0415  (stats imports nothing from here)
 
-    done = [records[r.key] for r in runs if r.key in records]
+    # The sweep's runs and the follow-ups made of them so far: the verdict reads both.
+    related = {k for r in runs for k in (r.key, _control(r, control).key, _float64(r).key)}
+    done = [rec for key, rec in records.items() if key in related]
     by_label: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
         by_label.setdefault((r.sweep, r.label), []).append(r)
@@ -165,13 +175,12 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
             for run in by_label[(sweep, verdict.label)]:
                 if run.config.seed != verdict.worst.seed:
                     continue
-                controlled = dataclasses.replace(run, config=run.config.replace(control=control), role="control")
+                controlled = _control(run, control)
                 if control != "none":
                     extra.append(controlled)
                 awaiting_control = control != "none" and controlled.key not in records
                 wanted64 = confirm64 == "all" or (confirm64 == "auto" and not awaiting_control
                                                   and verdict.verdict != NOISE)
                 if wanted64 and run.config.dtype != "float64":
-                    extra.append(dataclasses.replace(run, config=run.config.replace(dtype="float64"),
-                                                     role="confirm64"))
+                    extra.append(_float64(run))
     return extra

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from compare.run import parse_override
-from compare.sweeps import SWEEPS, expand
+from compare.sweeps import SWEEPS, expand, follow_ups
 from common.config import ConfigError
 from tests.conftest import gpu_available
 
@@ -175,3 +175,27 @@ def test_a_broken_backend_is_called_different(tmp_path):
     result = harness("--sweep", "activation", "--seeds", "1", "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
     assert verdicts(out)["activation=tanh"] == "DIFFERENT"
+
+
+def test_follow_ups_read_their_controls_before_asking_for_float64():
+    # layers=4 parts at seed 0 (a 20 % gap). First its controls are asked for; once they have
+    # run and explain the gap, nothing more; where they do not, float64 of that seed.
+    runs = [r for r in expand(SWEEPS["layers"], "quick", ["jax", "torch"], 1, {}) if r.label == "layers=4"]
+
+    def record(run, last_loss):
+        return {"key": run.key, "sweep": run.sweep, "label": run.label, "point": dict(run.point),
+                "role": run.role, "backend": run.backend, "config": run.config.to_dict(), "status": "ok",
+                "diverged_step": None, "final": {"exact_acc": 1.0}, "timing": {"solve_step": 100},
+                "curve": [{"step": 20, "loss": 2.0, "exact_acc": 0.0}, {"step": 40, "loss": last_loss,
+                                                                        "exact_acc": 1.0}]}
+
+    done = {r.key: record(r, 1.0 if r.backend == "jax" else 1.4) for r in runs}
+    first = follow_ups(runs, done, "reorder", "auto")
+    assert {(r.backend, r.role, r.config.control) for r in first} == {("jax", "control", "reorder"),
+                                                                      ("torch", "control", "reorder")}
+    explained = {**done, **{r.key: record(r, 1.3 if r.backend == "jax" else 1.4) for r in first}}
+    assert {r.role for r in follow_ups(runs, explained, "reorder", "auto")} == {"control"}  # nothing new
+    unexplained = {**done, **{r.key: record(r, 1.001 if r.backend == "jax" else 1.4) for r in first}}
+    again = [r for r in follow_ups(runs, unexplained, "reorder", "auto") if r.key not in unexplained]
+    assert {(r.backend, r.role, r.config.dtype) for r in again} == {("jax", "confirm64", "float64"),
+                                                                    ("torch", "confirm64", "float64")}
