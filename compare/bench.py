@@ -67,14 +67,13 @@ PEAK_SIZE = {"cpu": 1024, "gpu": 4096}
 PEAK_BLOCK = {"cpu": 1, "gpu": 10}  # matmuls per timed block: a GPU's launch and sync are not free
 
 
-def _matmul_peak(backend: str, device, repeats: int = 10) -> float:
+def _matmul_peak(backend: str, device, kind: str, repeats: int = 10) -> float:
     """Best fp32 GFLOP/s of an N x N matmul in this framework, on the trainer's device (its
     precision settings apply: full fp32 unless --tf32), on this process's cores.
 
     N and the matmuls per timed block depend on the device: a single 1024^2 matmul on an H200
     takes ~80 us, so its timing was mostly launch and sync (measured: 13.7 TFLOP/s through JAX,
     25 through PyTorch, for the same cuBLAS work)."""
-    kind = "gpu" if getattr(device, "platform", getattr(device, "type", "cpu")) in ("gpu", "cuda") else "cpu"
     size, block = PEAK_SIZE[kind], PEAK_BLOCK[kind]
     if backend == "jax":
         import jax
@@ -164,10 +163,11 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> d
     long = cfg.digits >= 1000
     blocks, block_steps = (3, 2) if long else (5, 10 if quick else 30)
     step_times = _time_steps(trainer.step, trainer.loss, batches, blocks, block_steps)
+    env = trainer.env()
     return {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s,
             "data_s": data_s, "compile_s": compile_s, "first_step_s": first_step_s,
             "step_s": statistics.median(step_times), "step_s_all": step_times,
-            "peak_gflops": _matmul_peak(backend, trainer.device), "env": trainer.env(), **solve}
+            "peak_gflops": _matmul_peak(backend, trainer.device, env["device"]), "env": env, **solve}
 
 
 # ---------------------------------------------------------------- parent: interleave, aggregate
