@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +22,9 @@ from absl import app, flags
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.config import CHOICES, Config, ConfigError
+from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
+from common.files import WriteFailed, write_atomic
+from common import memory
 from common.loop import Alone, fit_lockstep
 from common.threads import host_threads, pin_threads, thread_policy
 
@@ -34,7 +37,7 @@ HELP = {
     "data": "handout: train operands in [0, 55…5), test in [55…5, 99…9) (decimal); "
             "uniform: every digit uniform at random",
     "cell": "recurrent cell; none = embedding + linear only (the reports' ablation)",
-    "layers": "stacked recurrent layers",
+    "layers": f"stacked recurrent layers (at most {MAX_LAYERS})",
     "hidden": "hidden size",
     "embed": "embedding size per operand digit",
     "activation": "rnn cell nonlinearity",
@@ -100,9 +103,12 @@ def config_from_flags() -> Config:
     base: dict[str, Any] = {}
     if FLAGS.config:
         try:
-            base = Config.from_json(Path(FLAGS.config).read_text()).to_dict()
+            base = Config.from_json(Path(FLAGS.config).read_text(encoding="utf-8")).to_dict()
         except OSError as e:
             raise ConfigError(f"--config={FLAGS.config}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"--config={FLAGS.config}: not UTF-8 text (byte {e.start}: "
+                              f"{e.object[e.start:e.start + 1]!r})") from None
     for field in dataclasses.fields(Config):
         if FLAGS[field.name].present or field.name not in base:
             base[field.name] = FLAGS[field.name].value
@@ -128,14 +134,23 @@ def check_writable(path: str, flag: str = "--out") -> Path:
     return target
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one, never a torn one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def check_out_dir(path: Path, flag: str = "--out") -> Path:
+    """Fail now, not after the work, if `path` cannot become a folder of outputs; creates nothing
+    (a refused command leaves no trace)."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"{flag}={path}: exists and is not a directory")
+        try:
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+                pass
+        except OSError as e:
+            raise ConfigError(f"{flag}={path}: cannot write there ({e.strerror})") from None
+        return path
+    parent = next(p for p in path.absolute().parents if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag}={path}: cannot create it ({parent} is not a writable directory)")
+    return path
 
 
 def train_with_progress(cfgs: list[Config], group, console: Console) -> list[dict[str, Any]]:
@@ -183,32 +198,44 @@ def summarise(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def start_backend(backend: str, cfg: Config):
-    """For a process that runs this one config: pin it to the run's host cores, then start the
-    backend (frameworks size their thread pools when they start). Returns (train module, cores)."""
+def start_backend(backend: str, cfg: Config, seeds: int = 1):
+    """For a process that runs this one config: pin it to the run's host cores, start the backend
+    (frameworks size their thread pools when they start), and check that `seeds` seeds of the
+    config fit in the memory of the device it picked (ConfigError if not). Returns (train module,
+    cores)."""
     cores = pin_threads(host_threads(cfg))
-    importlib.import_module(f"{backend}_impl.runtime").configure_process(cfg)
+    runtime = importlib.import_module(f"{backend}_impl.runtime")
+    runtime.configure_process(cfg)
+    memory.check(cfg, seeds, device_free=runtime.free_device_memory(cfg))
     return importlib.import_module(f"{backend}_impl.train"), cores
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: frameworks' messages (XLA, CUDA out of memory) run to pages."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def run(backend: str, cfg: Config, console: Console, seeds: int = 1) -> list[dict[str, Any]]:
     """Train seeds cfg.seed … cfg.seed + seeds - 1 of one config on one backend; their run records.
 
     Several seeds share one compiled program (train.SeedGroup: JAX vmap) and advance together.
+    A failure once the backend has started (building the model included) becomes the records'
+    `error`; bad input and a config that cannot fit raise ConfigError before.
     """
     cfgs = [cfg.replace(seed=cfg.seed + k) for k in range(seeds)]
-    train, cores = start_backend(backend, cfg)
-    group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
-    env = {**group.views[0].env(), "cores": cores, "thread_policy": thread_policy(cfg),
-           "python": platform.python_version(),
-           "host": platform.node()}
+    train, cores = start_backend(backend, cfg, seeds)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    env = None
     try:
+        group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
+        env = {**group.views[0].env(), "cores": cores, "thread_policy": thread_policy(cfg),
+               "python": platform.python_version(), "host": platform.node()}
         results = train_with_progress(cfgs, group, console)
         for result in results:
             result["error"] = None
     except Exception as e:  # a crash mid-run still yields records saying so
-        results = [{"status": "error", "error": f"{type(e).__name__}: {e}", "diverged_step": None,
+        results = [{"status": "error", "error": _one_line(e), "diverged_step": None,
                     "curve": [], "timing": None} for _ in cfgs]
     records = []
     for c, result in zip(cfgs, results):
@@ -219,28 +246,66 @@ def run(backend: str, cfg: Config, console: Console, seeds: int = 1) -> list[dic
     return records
 
 
-def run_app(main, define) -> None:
-    """absl's app.run, with flag errors as one line and exit status 2."""
+def run_app(main: Callable[[list[str]], None], define: Callable[[], None],
+            interrupted: str = "interrupted", may_be_empty: Iterable[str] = ()) -> None:
+    """absl's app.run, with the rules every entry point of the project shares:
+
+    - bad flags, stray positional arguments and empty values of the program's own flags
+      (`--out ''`, `--cases ''`; except those in `may_be_empty`) are one line, exit status 2,
+      before anything runs;
+    - an output that cannot be written (disk full, folder gone) is one line naming the file, and
+      memory that runs out, or any other I/O failure, one line too: exit status 1;
+    - Ctrl-C is the one line `interrupted`, exit status 130.
+    """
+    before = set(FLAGS)
     define()
-    app.run(main, flags_parser=parse_flags)
+    ours = sorted(set(FLAGS) - before - set(may_be_empty))
+
+    def checked_main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+        for name in ours:
+            if FLAGS[name].present and FLAGS[name].value in ("", []):
+                fail(f"--{name}='': needs a value")
+        try:
+            main(argv)
+        except KeyboardInterrupt:
+            print(interrupted, file=sys.stderr)
+            sys.exit(130)
+        except WriteFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+        except MemoryError as e:
+            print(f"error: out of memory{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+            sys.exit(1)
+        except OSError as e:  # any other I/O failure the program did not name itself
+            print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+            sys.exit(1)
+
+    app.run(checked_main, flags_parser=parse_flags)
+
+
+# A worker's exit status when it trained but could not write its run record (disk full, folder
+# gone): the harness tells this apart from a failed run.
+EXIT_NO_RECORD = 3
 
 
 def run_backend(backend: str) -> None:
     def define() -> None:
         define_flags()
         if backend == "jax":
-            flags.DEFINE_integer("vmap_seeds", 1, "train seeds seed … seed+K-1 together in one "
-                                 "compiled program (jax.vmap); --out then holds a JSON list of K records")
+            flags.DEFINE_integer("vmap_seeds", 1, "train seeds seed … seed+K-1 together in one compiled "
+                                 f"program (jax.vmap; at most {MAX_SEEDS_PER_PROGRAM}); --out then holds "
+                                 "a JSON list of K records")
 
     def main(argv: list[str]) -> None:
-        if len(argv) > 1:
-            fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
         seeds = FLAGS.vmap_seeds if backend == "jax" else 1
         try:
-            if seeds < 1:
-                raise ConfigError(f"--vmap_seeds={seeds}: must be >= 1")
+            if not 1 <= seeds <= MAX_SEEDS_PER_PROGRAM:
+                raise ConfigError(f"--vmap_seeds={seeds}: must be in [1, {MAX_SEEDS_PER_PROGRAM}]")
             cfg = config_from_flags()
             out = check_writable(FLAGS.out) if FLAGS.out else None
+            memory.check(cfg, seeds)  # before the framework starts; start_backend checks a GPU too
             console = Console(highlight=False)
             records = run(backend, cfg, console, seeds)
         except ConfigError as e:
@@ -252,8 +317,13 @@ def run_backend(backend: str) -> None:
             if record["status"] != "error":
                 console.print(summarise(record))
         if out:
-            write_atomic(out, json.dumps(records if seeds > 1 else records[0], indent=1) + "\n")
+            try:
+                write_atomic(out, json.dumps(records if seeds > 1 else records[0], indent=1) + "\n")
+            except WriteFailed as e:
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(EXIT_NO_RECORD)
             console.print(f"run record{'s' if seeds > 1 else ''} written to {out}")
         sys.exit(1 if errors else 0)
 
-    run_app(main, define)
+    run_app(main, define, may_be_empty=[f.name for f in dataclasses.fields(Config)
+                                        if isinstance(f.default, tuple)])

@@ -27,6 +27,12 @@ CHOICES = {"order": ORDERS, "data": DATASETS, "cell": CELLS, "activation": ACTIV
            "h0": H0_MODES, "init": INITS, "schedule": SCHEDULES, "dtype": DTYPES,
            "device": DEVICES, "control": CONTROLS}
 
+# Caps on what has no sane use and only burns time or memory: 3x the study's deepest stack (10
+# layers; JAX unrolls the layers, so its compile time grows with them), and seeds trained together
+# in one vmapped program (the GPU speed-up had flattened by 32: x12.2, README 'Speed').
+MAX_LAYERS = 32
+MAX_SEEDS_PER_PROGRAM = 64
+
 # The handout's fixed integer ranges: train on [0, 555555555), test on [555555555, 999999999).
 HANDOUT_DIGITS = 9
 HANDOUT_BASE = 10
@@ -158,7 +164,8 @@ def _check_positive_float(cfg: Config, name: str) -> None:
 
 
 def _validate(cfg: Config) -> None:
-    for name in ("digits", "layers", "hidden", "embed", "batch_size", "steps",
+    _check_int(cfg, "layers", 1, MAX_LAYERS)
+    for name in ("digits", "hidden", "embed", "batch_size", "steps",
                  "eval_every", "eval_size", "test_size"):
         _check_int(cfg, name, 1)
     _check_int(cfg, "threads", 0)

@@ -32,10 +32,12 @@ from typing import Any
 
 from absl import flags
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from common.cli import check_writable, fail, run_app, write_atomic
-from common.config import DEVICES, Config, ConfigError
+from common.cli import check_writable, fail, run_app
+from common.files import write_atomic
+from common.config import DEVICES, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.params import GATES, head_input_size, rnn_input_size
 from common.threads import available_cores, host_threads, pin_threads
 from compare import devices
@@ -253,11 +255,12 @@ def bench(cases: list[str], device: str, thread_counts: list[int], repeats: int,
 
 def main(argv: list[str]) -> None:
     F = flags.FLAGS
-    if len(argv) > 1:
-        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     if F.worker:
         if F.backend not in BACKENDS or F.case not in CASES:
             fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(CASES)})")
+        if not 1 <= F.threads <= len(available_cores()) or not 1 <= F.seeds <= MAX_SEEDS_PER_PROGRAM:
+            fail(f"--threads={F.threads}, --seeds={F.seeds}: need 1 <= threads <= {len(available_cores())} "
+                 f"and 1 <= seeds <= {MAX_SEEDS_PER_PROGRAM}")
         pin_threads(F.threads)
         if F.seeds > 1:
             print(json.dumps(vmap_worker(F.case, F.device, F.threads, F.seeds, F.quick)))
@@ -270,9 +273,14 @@ def main(argv: list[str]) -> None:
         fail(f"--cases={','.join(cases)}: unknown case {unknown[0]!r} (one of {', '.join(CASES)})")
     if not all(t.isdigit() for t in F.thread_counts):
         fail(f"--thread_counts={','.join(F.thread_counts)}: must be whole numbers (0: the run's policy)")
-    if not all(k.isdigit() and int(k) != 1 for k in F.vmap_seeds):
-        fail(f"--vmap_seeds={','.join(F.vmap_seeds)}: each must be 0 (skip) or >= 2")
+    if not all(t.isdigit() and int(t) <= len(available_cores()) for t in F.thread_counts):
+        fail(f"--thread_counts={','.join(F.thread_counts)}: each must be in [0, {len(available_cores())}] "
+             f"(the cores this process may use)")
+    if not all(k.isdigit() and (int(k) == 0 or 2 <= int(k) <= MAX_SEEDS_PER_PROGRAM) for k in F.vmap_seeds):
+        fail(f"--vmap_seeds={','.join(F.vmap_seeds)}: each must be 0 (skip) or in [2, {MAX_SEEDS_PER_PROGRAM}]")
     vmap_seeds = [int(k) for k in F.vmap_seeds if int(k)]
+    if F.repeats < 0:
+        fail(f"--repeats={F.repeats}: must be >= 1, or 0 for the default")
     repeats = F.repeats or (2 if F.quick else 3)  # >= 2: compile is timed cold, then warm
     if F.json:
         try:
@@ -330,7 +338,7 @@ def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:
     f = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
     for r in rows:
         if "error" in r:
-            table.add_row(r["case"], "", str(r["threads"]), str(r["seeds"]), f"error: {r['error']}")
+            table.add_row(r["case"], "", str(r["threads"]), str(r["seeds"]), f"error: {escape(r['error'])}")
             continue
         table.add_row(r["case"], r["device"], str(r["threads"]), str(r["seeds"]),
                       f"{1e3 * r['group_step_s']:.2f}", f"{1e3 * r['group_step_s'] / r['seeds']:.2f}",
@@ -347,7 +355,7 @@ def _print_table(console: Console, results: list[dict[str, Any]]) -> None:
     f = lambda x, spec: "–" if x is None else f"{x:{spec}}"  # noqa: E731
     for r in results:
         if "error" in r:
-            table.add_row(r["case"], "", str(r["threads"]), r["backend"], f"error: {r['error']}")
+            table.add_row(r["case"], "", str(r["threads"]), r["backend"], f"error: {escape(r['error'])}")
             continue
         solve = (f"{f(r['solve_cold_s'], '.2f')} / {f(r['solve_s'], '.2f')} ({r['solve_step']:.0f})"
                  if r.get("solve_step") else "–")
@@ -372,7 +380,7 @@ def define_flags() -> None:
     flags.DEFINE_enum("device", "auto", DEVICES, "where both backends run (auto: a GPU if both see one)")
     flags.DEFINE_list("thread_counts", [], "host cores to measure at (default: 1,2 on a CPU; on a GPU, "
                       "the run policy's count; 0 = that count)")
-    flags.DEFINE_integer("repeats", 0, "repeats per backend (default 3, 2 with --quick)")
+    flags.DEFINE_integer("repeats", 0, "repeats per backend (0: 3, 2 with --quick)")
     flags.DEFINE_string("json", None, "also write the results to this JSON file")
     flags.DEFINE_list("vmap_seeds", ["4"], "also time these numbers of seeds of the canonical config, "
                       "each in one vmapped JAX program (0: skip)")

@@ -26,8 +26,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from common.cli import check_writable, fail, run_app, write_atomic
-from common.config import H0_MODES, Config, ConfigError
+from common.cli import check_writable, fail, run_app
+from common.files import write_atomic
+from common.config import H0_MODES, MAX_LAYERS, Config, ConfigError
 from common.data import train_batch
 
 VARIANTS = {
@@ -252,8 +253,8 @@ def define_flags() -> None:
     flags.DEFINE_string("json", None, "also write the figures to this JSON file")
     flags.register_validator("cell", lambda v: set(v) <= set(VARIANTS),
                              f"must be among {', '.join(VARIANTS)}")
-    flags.register_validator("layers", lambda v: all(x.isdigit() and int(x) >= 1 for x in v),
-                             "must be positive integers")
+    flags.register_validator("layers", lambda v: all(x.isdigit() and 1 <= int(x) <= MAX_LAYERS for x in v),
+                             f"must be whole numbers in [1, {MAX_LAYERS}]")
     flags.register_validator("dtype", lambda v: set(v) <= set(BOUNDS),
                              f"must be among {', '.join(BOUNDS)}")
 
@@ -293,11 +294,7 @@ def print_results(console: Console, results: list[Result], device: str) -> None:
 
 def main(argv: list[str]) -> None:
     FLAGS = flags.FLAGS
-    if len(argv) > 1:
-        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     combos = [(v, int(n), d) for d in FLAGS.dtype for v in FLAGS.cell for n in FLAGS.layers]
-    if not combos:
-        fail("nothing to check: --cell, --layers and --dtype must each name at least one value")
     if FLAGS.json:
         try:
             check_writable(FLAGS.json, flag="--json")

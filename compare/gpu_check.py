@@ -34,7 +34,8 @@ from typing import Any
 from absl import flags
 from rich.console import Console
 
-from common.cli import fail, run_app, write_atomic
+from common.cli import fail, run_app
+from common.files import write_atomic
 from common.config import Config, ConfigError
 from common.threads import available_cores, host_threads
 from compare import devices
@@ -247,8 +248,6 @@ def define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     F = flags.FLAGS
-    if len(argv) > 1:
-        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     if not F.out:
         fail("--out is required: the folder for the figures")
     if F.budget_s <= 0:

@@ -13,12 +13,22 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.files import replacing  # noqa: E402
 from compare.stats import CURVE_TOLERANCE, DIFFERENT, Estimate, Group  # noqa: E402
 
 COLOURS = {"jax": "tab:blue", "torch": "tab:orange"}
 STYLES = {"jax": "-", "torch": "--"}  # dashed on top of solid: identical curves stay visible
 _COLUMNS = 5
 
+
+
+def save(fig: matplotlib.figure.Figure, path: Path) -> None:
+    """Write the PNG whole or not at all (a full disk leaves no empty file), and free the figure."""
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 
 def bootstrap_band(values: list[float], resamples: int = 2000) -> tuple[float, float]:
     """95 % percentile bootstrap interval of the mean over seeds. It stays inside the values'
@@ -98,8 +108,7 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
     fig.suptitle(title, fontsize=11, y=0.995)
     fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.965), fontsize=8, ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def gaps(series: list[tuple[str, list[int], list[float]]], title: str, path: Path) -> None:
@@ -119,8 +128,7 @@ def gaps(series: list[tuple[str, list[int], list[float]]], title: str, path: Pat
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def heatmap(groups: dict[str, dict[str, Group]], x: str, y: str, title: str, path: Path) -> None:
@@ -153,8 +161,7 @@ def heatmap(groups: dict[str, dict[str, Group]], x: str, y: str, title: str, pat
         fig.colorbar(im, ax=ax, label=f"steps to 100 % (cap {cap})")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def timing(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
@@ -178,8 +185,7 @@ def timing(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
     speed_ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def lengths(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
@@ -214,5 +220,4 @@ def lengths(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None
     axes[0, -1].legend(fontsize=6, title="solid jax, dashed torch", title_fontsize=6)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)

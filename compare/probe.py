@@ -23,7 +23,9 @@ import numpy as np
 from absl import flags
 from rich.console import Console
 
-from common.cli import fail, run_app, start_backend, write_atomic
+from common import memory
+from common.cli import check_out_dir, fail, run_app, start_backend
+from common.files import write_atomic, writing
 from common.config import CELLS, ORDERS, Config, ConfigError
 from common.data import eval_set
 from common.loop import fit
@@ -32,10 +34,7 @@ from common.probe import carry_out, probe_states
 
 def pca_plot(states: np.ndarray, labels: np.ndarray, title: str, path: Path, points: int = 4000) -> None:
     """First two principal components of each layer's states, coloured by the carry out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import plt, save  # matplotlib loads only to plot
 
     fig, axes = plt.subplots(1, len(states), figsize=(4.4 * len(states), 4), squeeze=False)
     pick = np.random.default_rng(0).permutation(labels.size)[:points]
@@ -53,8 +52,7 @@ def pca_plot(states: np.ndarray, labels: np.ndarray, title: str, path: Path, poi
     axes[0, 0].legend(markerscale=3, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def run_probe(backend: str, cfg: Config, out_dir: Path, console: Console) -> dict[str, Any]:
@@ -68,6 +66,8 @@ def run_probe(backend: str, cfg: Config, out_dir: Path, console: Console) -> dic
     layers, local = probe["layers"], probe["local_rule_accuracy"]
     result = {"backend": backend, "config": cfg.to_dict(), "final_exact_acc": record["curve"][-1]["exact_acc"],
               "status": record["status"], "layers": layers, "local_rule_accuracy": local}
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     pca_plot(states, labels, f"{backend} {cfg.cell} x{cfg.layers}, {cfg.order} first: hidden states by carry out",
              out_dir / "probe_pca.png")
     lines = [f"# Carry probe: {backend}, {cfg.cell}, {cfg.layers} layers, {cfg.digits} digits, {cfg.order} first",
@@ -100,21 +100,17 @@ def define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     F = flags.FLAGS
-    if len(argv) > 1:
-        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
+    out_dir = Path(F.out or f"results/probe-{F.backend}-{F.cell}-{F.order}")
     try:
         cfg = Config(data="uniform", cell=F.cell, layers=F.layers, digits=F.digits, order=F.order,
                      steps=F.steps, lr=F.lr, seed=F.seed, eval_every=max(1, F.steps // 5),
                      eval_size=1000)
+        check_out_dir(out_dir)  # before training, not after
+        memory.check(cfg)
+        console = Console(highlight=False)
+        run_probe(F.backend, cfg, out_dir, console)
     except ConfigError as e:
         fail(str(e))
-    out_dir = Path(F.out or f"results/probe-{F.backend}-{F.cell}-{F.order}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        fail(f"--out={out_dir}: cannot create it ({e.strerror})")
-    console = Console(highlight=False)
-    run_probe(F.backend, cfg, out_dir, console)
     console.print(f"written: {out_dir / 'probe.md'}, {out_dir / 'probe_pca.png'}, {out_dir / 'probe.json'}")
     sys.exit(0)
 

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from common.cli import write_atomic
+from common.files import write_atomic
 from common.config import Config
 from compare import plots
 from compare.findings import CHECKS, accuracy_at, probe_accuracy, study_steps

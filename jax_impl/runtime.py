@@ -36,6 +36,17 @@ def select_device(cfg: Config) -> jax.Device:
     return jax.devices("cpu")[0]
 
 
+def free_device_memory(cfg: Config) -> int | None:
+    """Bytes free on the GPU this config runs on; None when it runs on the CPU (host memory)."""
+    device = select_device(cfg)
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return None
+    return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+
+
 def compilation_cache_dir() -> str | None:
     """Where compiled programs persist across processes: $ADDER_JAX_CACHE ('' turns it off)."""
     path = os.environ.get("ADDER_JAX_CACHE", os.path.expanduser("~/.cache/rnn-adder/jax"))

@@ -1,5 +1,6 @@
 import functools
 import importlib
+import sys
 
 import pytest
 
@@ -27,3 +28,13 @@ def gpu_available() -> bool:
 
 
 requires_gpu = pytest.mark.skipif(not gpu_available(), reason="no GPU visible to both JAX and PyTorch")
+
+
+def small_disk(limit: int, argv: list[str]) -> list[str]:
+    """argv run as if the disk had room for files of `limit` bytes only: RLIMIT_FSIZE makes larger
+    writes fail (EFBIG, "File too large") as a full disk does, in the process and its children.
+    Set in a wrapper that execs, not in a preexec_fn: forking a process that runs JAX is unsafe."""
+    setup = ("import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    return [sys.executable, "-c", setup, *argv]

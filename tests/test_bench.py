@@ -47,3 +47,18 @@ def test_efficiency_uses_the_peak_of_the_device_each_backend_ran_on():
     failed = {"jax": {"error": "boom"}, "torch": row("cpu", 80.0, 20.0)}
     add_efficiency(failed)
     assert failed["torch"]["efficiency"] == 0.25 and "efficiency" not in failed["jax"]
+
+
+def test_an_error_in_the_table_keeps_its_brackets():
+    """Rich reads [..] as markup: 'jax[cuda13]' in an error used to print as 'jax'."""
+    import io
+
+    from rich.console import Console
+
+    from compare.bench import print_tables
+
+    buf = io.StringIO()
+    message = "device='gpu': JAX sees no GPU (is a CUDA jaxlib installed, e.g. jax[cuda13]?)"
+    print_tables(Console(file=buf, width=400), [{"case": "canonical", "threads": 1, "backend": "jax",
+                                                 "error": message}])
+    assert "jax[cuda13]?)" in buf.getvalue()

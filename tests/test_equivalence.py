@@ -88,8 +88,11 @@ def test_gpu_float32_bounds_are_wider_only_where_measured():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--cell="], "nothing to check"),
-    (["--layers="], "nothing to check"),
+    (["--cell="], "--cell='': needs a value"),
+    (["--layers="], "--layers='': needs a value"),
+    (["--layers=0"], "--layers=['0']: must be whole numbers in [1, 32]"),
+    (["--layers=33"], "--layers=['33']: must be whole numbers in [1, 32]"),
+    (["--cell=rnn,transformer"], "--cell=['rnn', 'transformer']: must be among"),
     (["extra"], "unexpected argument 'extra'"),
     (["--json", "no/such/dir/eq.json"], "--json=no/such/dir/eq.json"),
 ])

@@ -71,11 +71,18 @@ def test_cli_writes_one_record_per_seed(tmp_path):
     assert all(r["status"] == "ok" and r["timing"]["runs_in_program"] == 2 for r in records)
 
 
-def test_cli_rejects_a_bad_count(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "jax_impl", "--vmap_seeds", "0",
+@pytest.mark.parametrize("count", ["0", "65", "100000"])
+def test_cli_rejects_a_bad_count(tmp_path, count):
+    result = subprocess.run([sys.executable, "-m", "jax_impl", "--vmap_seeds", count,
                              "--out", str(tmp_path / "x.json")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip() == "error: --vmap_seeds=0: must be >= 1"
+    assert result.returncode == 2 and result.stderr.strip() == f"error: --vmap_seeds={count}: must be in [1, 64]"
     assert not list(tmp_path.iterdir())
+
+
+def test_harness_groups_at_most_the_cap_of_seeds_in_one_program():
+    runs = expand(SWEEPS["layers"], "quick", ["jax"], 150, {})
+    sizes = [len(u) for u in work_units([r for r in runs if r.label == "layers=1"], vmap_seeds=True)]
+    assert sizes == [64, 64, 22]
 
 
 def test_harness_groups_consecutive_jax_seeds_of_one_config():

@@ -24,6 +24,14 @@ def select_device(cfg: Config) -> torch.device:
     return torch.device("cpu")
 
 
+def free_device_memory(cfg: Config) -> int | None:
+    """Bytes free on the GPU this config runs on; None when it runs on the CPU (host memory)."""
+    device = select_device(cfg)
+    if device.type == "cpu":
+        return None
+    return torch.cuda.mem_get_info(device)[0]
+
+
 def configure_process(cfg: Config) -> None:
     """Settings for a process that runs this one config only: none. PyTorch starts CUDA lazily,
     on the first tensor put there, so a CPU run never touches a GPU anyway."""
