@@ -14,7 +14,6 @@ import dataclasses
 import datetime
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,17 @@ from absl import flags
 from rich.console import Console
 from rich.markup import escape
 
-from common.cli import fail, run_app
-from common.config import Config, ConfigError
+from common import memory
+from common.cli import check_out_dir, fail, run_app
+from common.config import MAX_SEEDS_PER_PROGRAM, Config, ConfigError
+from common.files import writing
+from common.threads import available_cores
 from compare import devices, report
-from compare.runner import RESULTS, ResultsError, execute, load_results
-from compare.sweeps import ALL, PRESETS, SWEEPS, expand, follow_ups
+from compare.runner import RESULTS, Busy, ResultsError, execute, load_results, lock_out, pending
+from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups
 
 BACKENDS = ("jax", "torch")
+MAX_SEEDS = 1000  # the mean's interval shrinks as 1/sqrt(K): past this, more seeds only cost time
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -37,11 +40,12 @@ def define_flags() -> None:
     flags.DEFINE_string("sweep", None, f"one of: {', '.join([*SWEEPS, ALL])}")
     flags.DEFINE_bool("list", False, "list the sweeps, what they vary and their presets")
     flags.DEFINE_list("backends", list(BACKENDS), "backends to run")
-    flags.DEFINE_integer("seeds", 3, "repeats (seeds 0..K-1) of every config")
+    flags.DEFINE_integer("seeds", 3, f"repeats (seeds 0..K-1) of every config, at most {MAX_SEEDS}")
     flags.DEFINE_enum("preset", "quick", PRESETS, "quick: minutes on a CPU; paper: the reports' settings")
     flags.DEFINE_string("out", None, "output directory (default results/SWEEP-PRESET)")
     flags.DEFINE_multi_string("set", [], "override a config field for the whole sweep, e.g. --set digits=50")
-    flags.DEFINE_integer("jobs", 1, "runs executed in parallel (timings compare only at equal --jobs)")
+    flags.DEFINE_integer("jobs", 1, "runs executed in parallel, at most the cores this process may use "
+                         "(timings compare only at equal --jobs)")
     flags.DEFINE_enum("controls", "reorder", ["reorder", "ulp", "none"],
                       "for every config whose same-seed curves parted, train this rounding-noise control "
                       "of the seed that parted most on each backend (common/controls.py), so the verdict "
@@ -50,6 +54,11 @@ def define_flags() -> None:
                       "train the seed that parted most on both backends in float64 (curves that stay "
                       "together there parted by rounding): auto where the control leaves the parting "
                       "unexplained, all for every parted config, none never")
+    flags.DEFINE_bool("retry_errors", True, "rerun runs whose latest record is an error (a killed worker, "
+                      "a full disk); --noretry_errors keeps those records. Diverged runs are results, "
+                      "never rerun")
+    flags.DEFINE_bool("dry_run", False, "check the command, print the runs it would make and how many are "
+                      "done, then stop without writing anything")
     flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
                       "program (one process; step times are then per group of seeds)")
 
@@ -89,8 +98,6 @@ def list_sweeps(console: Console) -> None:
 def main(argv: list[str]) -> None:
     F = flags.FLAGS
     console = Console(highlight=False)
-    if len(argv) > 1:
-        fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
     if F.list:
         list_sweeps(console)
         return
@@ -99,64 +106,73 @@ def main(argv: list[str]) -> None:
     if F.sweep != ALL and F.sweep not in SWEEPS:
         fail(f"--sweep={F.sweep}: unknown sweep (one of {', '.join([*SWEEPS, ALL])})")
     unknown = [b for b in F.backends if b not in BACKENDS]
-    if unknown or not F.backends:
+    if unknown:
         fail(f"--backends={','.join(F.backends)}: backends are {', '.join(BACKENDS)}")
-    if F.seeds < 1:
-        fail(f"--seeds={F.seeds}: must be >= 1")
-    if F.jobs < 1:
-        fail(f"--jobs={F.jobs}: must be >= 1")
+    twice = sorted({b for b in F.backends if F.backends.count(b) > 1})
+    if twice:
+        fail(f"--backends={','.join(F.backends)}: {twice[0]} is named twice")
+    if not 1 <= F.seeds <= MAX_SEEDS:
+        fail(f"--seeds={F.seeds}: must be in [1, {MAX_SEEDS}]")
+    cores = len(available_cores())
+    if not 1 <= F.jobs <= cores:
+        fail(f"--jobs={F.jobs}: must be in [1, {cores}] (the cores this process may use)")
     names = list(SWEEPS) if F.sweep == ALL else [F.sweep]
+    out_dir = Path(F.out or f"results/{F.sweep}-{F.preset}")
     try:
         overrides = dict(parse_override(s) for s in F.set)
         for name in names:
             swept = set(overrides) & set(SWEEPS[name].axes(F.preset))
             if swept:
                 raise ConfigError(f"--set {sorted(swept)[0]}=…: sweep {name} varies {sorted(swept)[0]} itself")
-        [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
+        runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
+        check_memory(runs, F.jobs, F.seeds if F.vmap_seeds else 1)
+        check_out_dir(out_dir)
         # Validated first (a bad --set fails at once); then every run gets the one device.
         device, device_note = devices.resolve(overrides.get("device", "auto"), F.backends)
         overrides["device"] = device
         runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
     except ConfigError as e:
         fail(str(e))
-    out_dir = Path(F.out or f"results/{F.sweep}-{F.preset}")
-    if out_dir.exists() and not out_dir.is_dir():
-        fail(f"--out={out_dir}: exists and is not a directory")
-    try:
+    plan = (f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
+            f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
+    if F.dry_run:
+        _dry_run(console, runs, out_dir, device_note, plan)
+        return
+    with writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".probe-"):
-            pass
-    except OSError as e:
-        fail(f"--out={out_dir}: cannot write there ({e.strerror})")
     try:
-        load_results(out_dir / RESULTS)
-    except ResultsError as e:
+        lock = lock_out(out_dir)  # noqa: F841 (held until the process ends)
+        before = load_results(out_dir / RESULTS)
+    except (Busy, ResultsError) as e:
         fail(str(e))
 
     console.print(device_note)
-    console.print(f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
-                  f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
+    console.print(plan)
     start = time.perf_counter()
-    done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds)
+    done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors)
     main_s = time.perf_counter() - start
     extra: list = []
     while True:  # controls first; float64 where they leave a parting unexplained
-        todo = [r for r in follow_ups(runs, done, F.controls, F.confirm64) if r.key not in done]
+        tried = {r.key for r in extra}  # a follow-up that fails again is not retried in a loop
+        todo = [r for r in pending(follow_ups(runs, done, F.controls, F.confirm64), done, F.retry_errors)
+                if r.key not in tried]
         if not todo:
             break
         kinds = sorted({"a control" if r.role == "control" else "float64" for r in todo})
         console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
                       f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
-        done = execute(todo, out_dir, F.jobs, console, vmap_seeds=False)
+        done = execute(todo, out_dir, F.jobs, console, vmap_seeds=False, retry_errors=F.retry_errors)
         extra += todo
     if extra:
         console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
+    retried = sum(before.get(r.key, {}).get("status") == "error" for r in runs + extra)
     wanted = {r.key for r in runs + extra}
     records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]
     header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",
               f"- command: `python -m compare.run {shlex.join(sys.argv[1:])}`",
               f"- written: {datetime.datetime.now().isoformat(timespec='seconds')}; "
-              f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)",
+              f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)"
+              + (f"; {retried} run(s) that had failed were retried" if retried else ""),
               f"- {device_note}", *_environment(records)]
     mix = devices.mixed(records)
     if mix:  # e.g. records resumed from a run on another machine: timings are not comparable
@@ -167,10 +183,41 @@ def main(argv: list[str]) -> None:
     report.write(out_dir, records, header)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {out_dir / 'report.md'}, "
                   f"{out_dir / 'summary.csv'}, {out_dir / RESULTS}")
+    if retried:
+        console.print(f"retried {retried} run(s) that had failed before")
     errors = sum(r["status"] == "error" for r in records)
     if errors:
-        console.print(f"[red]{errors} run(s) failed[/]: see {out_dir / 'logs'}")
+        console.print(f"[red]{errors} run(s) failed[/]: see {out_dir / 'logs'}; rerun the same command "
+                      f"to try them again")
         sys.exit(1)
+
+
+def check_memory(runs: list[Run], jobs: int, seeds_per_program: int) -> None:
+    """Refuse a sweep with a config that cannot fit (ConfigError) before any run starts; `jobs`
+    runs share the host. A GPU's own memory is checked by the worker that uses it."""
+    seen = set()
+    for run in runs:
+        family = run.config.replace(seed=0)
+        if family not in seen:
+            seen.add(family)
+            programs = seeds_per_program if run.backend == "jax" else 1
+            memory.check(run.config, min(programs, MAX_SEEDS_PER_PROGRAM), jobs,
+                         device_free=None if run.config.device == "cpu" else sys.maxsize)
+
+
+def _dry_run(console: Console, runs: list[Run], out_dir: Path, device_note: str, plan: str) -> None:
+    """What the sweep would do, and how much of it is done; reads, writes nothing."""
+    try:
+        done = load_results(out_dir / RESULTS, repair=False)
+    except ResultsError as e:
+        fail(str(e))
+    console.print(device_note)
+    console.print(plan)
+    todo = pending(runs, done)
+    console.print(f"{len(runs) - len(todo)} already done, {len(todo)} to run"
+                  f" ({sum(r.key in done for r in todo)} of them retried errors)")
+    for run in todo:
+        console.print(f"  {escape(run.backend)} {escape(run.label)} seed {run.config.seed}", highlight=False)
 
 
 def _environment(records: list[dict[str, Any]]) -> list[str]:
@@ -185,4 +232,4 @@ def _environment(records: list[dict[str, Any]]) -> list[str]:
 
 
 if __name__ == "__main__":
-    run_app(main, define_flags)
+    run_app(main, define_flags, interrupted="interrupted; rerun the same command to resume")

@@ -13,7 +13,7 @@ import pytest
 from compare.run import parse_override
 from compare.sweeps import SWEEPS, expand, follow_ups
 from common.config import ConfigError
-from tests.conftest import gpu_available
+from tests.conftest import gpu_available, small_disk
 
 TINY = ["--seeds", "1", "--set", "steps=10", "--set", "eval_every=5", "--set", "eval_size=50"]
 
@@ -199,3 +199,111 @@ def test_follow_ups_read_their_controls_before_asking_for_float64():
     again = [r for r in follow_ups(runs, unexplained, "reorder", "auto") if r.key not in unexplained]
     assert {(r.backend, r.role, r.config.dtype) for r in again} == {("jax", "confirm64", "float64"),
                                                                     ("torch", "confirm64", "float64")}
+
+
+def _mark_failed(out, key):
+    """Rewrite one record as the error a killed worker leaves (as an operator would find it)."""
+    lines = (out / "results.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    for r in recs:
+        if r["key"] == key:
+            r.update(status="error", error="worker killed by SIGKILL: no output")
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_errors_are_retried_and_the_latest_record_counts(tmp_path):
+    out = tmp_path / "abl"
+    args = ["--sweep", "ablation", *TINY, "--backends", "torch", "--out", str(out)]
+    assert harness(*args).returncode == 0
+    failed = records(out)[0]["key"]
+    _mark_failed(out, failed)
+
+    kept = harness(*args, "--noretry_errors")
+    assert kept.returncode == 1 and "1 run(s) failed" in kept.stdout
+    assert len(records(out)) == 2
+
+    retried = harness(*args)
+    assert retried.returncode == 0, retried.stderr
+    assert "retrying 1 that failed before" in retried.stdout
+    assert "retried 1 run(s) that had failed before" in retried.stdout
+    recs = records(out)
+    assert [r["key"] for r in recs].count(failed) == 2  # append-only: the old line stays
+    assert recs[-1]["key"] == failed and recs[-1]["status"] == "ok"
+    assert "1 run(s) that had failed were retried" in (out / "report.md").read_text()
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
+    from compare.runner import lock_out
+
+    out = tmp_path / "abl"
+    out.mkdir()
+    held = lock_out(out)  # as a running sweep holds it
+    result = harness("--sweep", "ablation", *TINY, "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: --out={out}: another sweep (pid {os.getpid()}) is writing "
+                                     f"there; wait for it or choose another --out")
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    held.close()  # the kernel drops the lock with the holder, whatever kills it
+    assert lock_out(out)
+
+
+def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
+    out = tmp_path / "h0"
+    proc = subprocess.Popen([sys.executable, "-m", "compare.run", "--sweep", "h0", *TINY, "--set", "steps=400",
+                             "--backends", "torch", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    logs = out / "logs"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (logs.exists() and any(logs.iterdir())):
+        time.sleep(0.05)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip() == "interrupted; rerun the same command to resume"
+    alive = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+    assert alive == "", "a worker outlived the sweep"
+
+
+def test_a_full_disk_is_one_line_and_leaves_every_file_whole(tmp_path):
+    """RLIMIT_FSIZE makes every write past 4 KB fail as a full disk does (EFBIG), in the harness
+    and its workers alike."""
+    out = tmp_path / "abl"
+    result = subprocess.run(small_disk(4096, ["-m", "compare.run", "--sweep", "ablation", *TINY,
+                                              "--set", "device=cpu", "--out", str(out)]),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot write ") and last.endswith(": File too large"), result.stderr
+    assert str(out) in last
+    for r in records(out):  # every line whole; a run whose worker could not write its record says so
+        assert r["status"] == "ok" or "could not write its run record" in r["error"]
+    leftovers = [p.name for p in out.rglob("*") if p.is_file() and (p.stat().st_size == 0 or ".tmp" in p.name)]
+    assert leftovers == [] or leftovers == [".lock"]
+
+
+def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
+    result = harness("--sweep", "ablation", *TINY, "--set", "device=cpu", "--dry_run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "0 already done, 4 to run" in result.stdout
+    assert "torch cell=none seed 0" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backends", "jax,jax"], "--backends=jax,jax: jax is named twice"),
+    (["--jobs", "1000000000"], "--jobs=1000000000: must be in [1, "),
+    (["--seeds", "100000"], "--seeds=100000: must be in [1, 1000]"),
+    (["--out", ""], "--out='': needs a value"),
+    (["--set", "hidden=100000"], "needs about"),
+    (["--set", "layers=1000"], "layers=1000: must be in [1, 32]"),
+    (["extra"], "unexpected argument 'extra'"),
+])
+def test_runaway_and_empty_input_is_refused(tmp_path, args, message):
+    result = harness("--sweep", "ablation", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
