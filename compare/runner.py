@@ -34,6 +34,7 @@ from compare.sweeps import Run
 
 RESULTS = "results.jsonl"
 LOCK = ".lock"
+_LOW_DISK = 2**20  # a worker with no output and less free space than this: say so
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None)  # loaded here, not in the forked child
 
@@ -155,6 +156,9 @@ class _Worker:
             tail = (self.log_path.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
         except OSError as e:
             tail = f"(its log is unreadable: {e.strerror})"
+        free = shutil.disk_usage(self.log_path.parent).free
+        if tail == "no output" and free < _LOW_DISK:  # it could not even write its log
+            tail = f"no output, and {self.log_path.parent} has {free // 1024} KB free"
         code = self.proc.returncode
         if code < 0:
             return f"worker killed by {signal.Signals(-code).name}: {tail}"
