@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -210,30 +211,54 @@ def start_backend(backend: str, cfg: Config, seeds: int = 1):
     return importlib.import_module(f"{backend}_impl.train"), cores
 
 
+def process_age() -> float:
+    """Seconds since this process started: interpreter start-up and imports included (kernel
+    clock ticks, 10 ms resolution)."""
+    with open("/proc/self/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def error_records(backend: str, cfgs: list[Config], message: str) -> list[dict[str, Any]]:
+    """The records of runs that produced nothing but an error (one per seed)."""
+    return [{"backend": backend, "config": c.to_dict(), "status": "error", "error": message,
+             "diverged_step": None, "curve": [], "timing": None, "env": None,
+             "final": {"step": None, "loss": None, "exact_acc": None, "digit_acc": None}} for c in cfgs]
+
+
 def _one_line(e: BaseException) -> str:
     """An exception as one line: frameworks' messages (XLA, CUDA out of memory) run to pages."""
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def run(backend: str, cfg: Config, console: Console, seeds: int = 1) -> list[dict[str, Any]]:
+def run(backend: str, cfg: Config, console: Console, seeds: int = 1,
+        requested_at: float | None = None) -> list[dict[str, Any]]:
     """Train seeds cfg.seed … cfg.seed + seeds - 1 of one config on one backend; their run records.
 
     Several seeds share one compiled program (train.SeedGroup: JAX vmap) and advance together.
     A failure once the backend has started (building the model included) becomes the records'
     `error`; bad input and a config that cannot fit raise ConfigError before.
+    `timing.startup_s` is what the run waited for its process: since the process started, or
+    (a warm worker) since the run was asked for at `requested_at` (time.time()).
     """
     cfgs = [cfg.replace(seed=cfg.seed + k) for k in range(seeds)]
     train, cores = start_backend(backend, cfg, seeds)
+    startup_s = time.time() - requested_at if requested_at is not None else process_age()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     env = None
     try:
+        build = time.perf_counter()
         group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
+        build_s = time.perf_counter() - build
         env = {**group.views[0].env(), "cores": cores, "thread_policy": thread_policy(cfg),
                "python": platform.python_version(), "host": platform.node()}
         results = train_with_progress(cfgs, group, console)
         for result in results:
             result["error"] = None
+            result["timing"].update(startup_s=startup_s, build_s=build_s)
     except Exception as e:  # a crash mid-run still yields records saying so
         results = [{"status": "error", "error": _one_line(e), "diverged_step": None,
                     "curve": [], "timing": None} for _ in cfgs]
@@ -290,9 +315,52 @@ def run_app(main: Callable[[list[str]], None], define: Callable[[], None],
 EXIT_NO_RECORD = 3
 
 
+def serve(backend: str, cfg: Config) -> None:
+    """A warm worker of compare.run: start the framework once, pinned and configured for
+    `cfg`'s threads and device, then run one request after another, read as JSON lines on stdin:
+    {"config": {...}, "seeds": K, "out": record file, "log": log file}. Each run's records are
+    written to "out" as the one-shot command line writes them, and a line {"done": out} (or
+    {"no_record": why}) is answered on the original stdout; everything else printed goes to
+    stderr. A run that raises becomes its error records and the worker goes on."""
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # prints of the frameworks and ours cannot garble the replies
+    start_backend(backend, cfg)  # import and start the framework now, before the first request
+    pinned = (host_threads(cfg), cfg.device)
+    first = True  # the first run also waited for the process to start: its startup_s says so
+    for line in sys.stdin:
+        requested_at, first = (None if first else time.time()), False
+        request = json.loads(line)
+        run_cfg, seeds = Config.from_dict(request["config"]), request["seeds"]
+        cfgs = [run_cfg.replace(seed=run_cfg.seed + k) for k in range(seeds)]
+        with open(request["log"], "w") as log:
+            console = Console(file=log, highlight=False, width=120)
+            if (host_threads(run_cfg), run_cfg.device) != pinned:
+                records = error_records(backend, cfgs, f"worker pinned for {pinned} got a run for "
+                                                       f"{(host_threads(run_cfg), run_cfg.device)}")
+            else:
+                try:
+                    records = run(backend, run_cfg, console, seeds, requested_at)
+                except ConfigError as e:  # does not fit this GPU, say
+                    records = error_records(backend, cfgs, f"refused: {e}")
+            for record in records:
+                console.print(summarise(record))
+        try:
+            write_atomic(Path(request["out"]), json.dumps(records if seeds > 1 else records[0], indent=1) + "\n")
+            replies.write(json.dumps({"done": request["out"]}) + "\n")
+        except WriteFailed as e:
+            replies.write(json.dumps({"no_record": str(e)}) + "\n")
+
+
+# A worker's exit status when it trained but could not write its run record (disk full, folder
+# gone): the harness tells this apart from a failed run.
+EXIT_NO_RECORD = 3
+
+
 def run_backend(backend: str) -> None:
     def define() -> None:
         define_flags()
+        flags.DEFINE_bool("serve", False, "internal (compare.run's warm workers): run the configs read "
+                          "as JSON lines on stdin, one after another, in this process")
         if backend == "jax":
             flags.DEFINE_integer("vmap_seeds", 1, "train seeds seed … seed+K-1 together in one compiled "
                                  f"program (jax.vmap; at most {MAX_SEEDS_PER_PROGRAM}); --out then holds "
@@ -304,6 +372,8 @@ def run_backend(backend: str) -> None:
             if not 1 <= seeds <= MAX_SEEDS_PER_PROGRAM:
                 raise ConfigError(f"--vmap_seeds={seeds}: must be in [1, {MAX_SEEDS_PER_PROGRAM}]")
             cfg = config_from_flags()
+            if FLAGS.serve:
+                return serve(backend, cfg)
             out = check_writable(FLAGS.out) if FLAGS.out else None
             memory.check(cfg, seeds)  # before the framework starts; start_backend checks a GPU too
             console = Console(highlight=False)

@@ -18,6 +18,7 @@ import numpy as np
 from common.config import Config
 from common.data import Batch, eval_chunk_size, eval_chunks, eval_set, train_batch
 from common.probe import probe_states
+from common.threads import CoreWatch
 
 _PROBE_SEQUENCES = 1000  # held-out sequences whose hidden states the probe sees
 
@@ -161,6 +162,7 @@ def fit_lockstep(cfgs: list[Config], group: Lockstep,
             first_step_s = time.perf_counter() - mark
             train_s += first_step_s
             mark, last_step = time.perf_counter(), 1
+            watch = CoreWatch()  # who else used our cores while the steps were timed
         if step % cfg.eval_every and step != cfg.steps:
             continue
 
@@ -195,11 +197,12 @@ def fit_lockstep(cfgs: list[Config], group: Lockstep,
             run.finish(t0, train_s)
 
     step_s = statistics.median(per_step) if per_step else first_step_s
-    return [_record(run, compile_s, first_step_s, step_s, len(runs)) for run in runs]
+    contention = watch.others_share()
+    return [_record(run, compile_s, first_step_s, step_s, len(runs), contention) for run in runs]
 
 
 def _record(run: _Run, compile_s: float | None, first_step_s: float, step_s: float,
-            group_size: int) -> dict[str, Any]:
+            group_size: int, contention: float | None) -> dict[str, Any]:
     solved = next((p for p in run.curve if p["exact_acc"] == 1.0), None)
     return {
         "status": run.status,
@@ -209,6 +212,9 @@ def _record(run: _Run, compile_s: float | None, first_step_s: float, step_s: flo
         "probe": run.probe,      # carry probe accuracy per layer (cfg.probe)
         "timing": {
             "compile_s": compile_s,
+            # JAX: 'hit' when every program came from the persistent compilation cache (a load, not
+            # a compile), 'compiled' otherwise; None for eager PyTorch.
+            "compile_cache": getattr(run.trainer, "compile_cache", None),
             "first_step_s": first_step_s,
             "step_s_median": step_s,
             "steps_per_s": 1 / step_s if step_s > 0 else None,
@@ -222,5 +228,8 @@ def _record(run: _Run, compile_s: float | None, first_step_s: float, step_s: flo
             "runs_in_program": group_size,  # > 1: this many seeds shared each step (jax vmap)
             # Throughput comparable across backends: training steps of single runs per second.
             "run_steps_per_s": group_size / step_s if step_s > 0 else None,
+            # Share of this run's cores that other processes used while it was timed
+            # (common.threads.CoreWatch); above CONTENDED its speed is not its own.
+            "contention": contention,
         },
     }

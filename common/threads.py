@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 
 from common.config import Config
 
@@ -63,3 +64,37 @@ def pin_threads(threads: int) -> list[int]:
     for name in _THREAD_ENV:
         os.environ[name] = str(len(cores))
     return cores
+
+
+# Above this share of its cores taken by other processes, a run's timing is not its own.
+CONTENDED = 0.1
+
+
+def _busy_seconds(cores: set[int]) -> float:
+    """CPU seconds the kernel has counted as busy on `cores` since boot (all processes)."""
+    busy = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *ticks = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
+                busy += user + nice + system + irq + softirq + steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class CoreWatch:
+    """What else ran on this process's cores while it was being timed: the busy time the kernel
+    counted on them, less this process's own CPU time, as a share of their capacity. 0 means the
+    cores were ours alone; 0.5 on one core means another process had half of it. (/proc/stat
+    counts in 10 ms ticks: intervals under a second are coarse.)"""
+
+    def __init__(self) -> None:
+        self.cores = os.sched_getaffinity(0)
+        self.wall, self.own, self.busy = time.perf_counter(), time.process_time(), _busy_seconds(self.cores)
+
+    def others_share(self) -> float | None:
+        wall = time.perf_counter() - self.wall
+        if wall <= 0:
+            return None
+        others = (_busy_seconds(self.cores) - self.busy) - (time.process_time() - self.own)
+        return min(1.0, max(0.0, others / (wall * len(self.cores))))

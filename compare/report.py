@@ -12,6 +12,7 @@ from common.files import write_atomic
 from common.config import Config
 from compare import plots
 from compare.findings import CHECKS, accuracy_at, probe_accuracy, study_steps
+from common.threads import CONTENDED
 from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, MAIN, NOISE_FACTOR, role,
                            Agreement, Estimate, Group, agreements, extra_runs, gap_curve, group_records)
 from compare.sweeps import SWEEPS
@@ -227,7 +228,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
         plots.lengths(groups, title, out_dir / f"{name}_lengths.png")
         lines.append(f"![lengths]({name}_lengths.png)")
     plots.timing(groups, title, out_dir / f"{name}_timing.png")
-    lines += [f"![timing]({name}_timing.png)", ""]
+    lines += [f"![timing]({name}_timing.png)", "", _contention_note(groups), ""]
     return "\n".join(lines), _summary_rows(name, groups, verdicts)
 
 
@@ -247,4 +248,49 @@ def write(out_dir: Path, records: list[dict[str, Any]], header: list[str]) -> No
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(out_dir / "summary.csv", buf.getvalue())
-    write_atomic(out_dir / "report.md", "\n".join(header + [""] + sections))
+    write_atomic(out_dir / "report.md", "\n".join(header + [""] + sections + time_section(records)))
+
+
+def _contention_note(groups: dict[str, dict[str, Group]]) -> str:
+    """The sentence next to the timing plot: were its runs timed on cores of their own?"""
+    runs = [g for by_backend in groups.values() for g in by_backend.values()]
+    timed = sum(1 for g in runs for r in g.records if r["timing"] and r["timing"].get("contention") is not None)
+    hit = sum(g.contended() for g in runs)
+    if not timed:
+        return "These records do not say whether other processes competed for their cores."
+    if not hit:
+        return (f"All {timed} timed runs had their cores to themselves (other processes used at most "
+                f"{100 * CONTENDED:.0f} % of them while the steps were timed).")
+    return (f"**{hit} of {timed} runs were timed while other processes used more than {100 * CONTENDED:.0f} % "
+            f"of their cores** (`timing.contention` in results.jsonl): their steps/s and compile times "
+            f"are left out of this plot and of the tables.")
+
+
+_PHASES = (("startup_s", "process start and imports"), ("build_s", "model build"),
+           ("compile_s", "compile"), ("train_s", "training steps"), ("eval_s", "evals"))
+
+
+def time_section(records: list[dict[str, Any]]) -> list[str]:
+    """Where the workers' time went, summed over runs per backend; 'other' is each run's wall
+    time (request to record) less the phases: length tests, probes, writing the record."""
+    lines = ["## Where the time went", "",
+             "Seconds summed over runs (a group of seeds trained together counts once). Wall: from the "
+             "harness asking for the run to its record; startup: waiting for a worker process to start "
+             "(a warm worker's later runs wait for none).", "",
+             "| backend | runs | wall | " + " | ".join(label for _, label in _PHASES) + " | other | JAX cache hits |",
+             "|---|---:|---:|" + "---:|" * (len(_PHASES) + 2)]
+    shown = False
+    for backend in sorted({r["backend"] for r in records}):
+        timed = [r for r in records if r["backend"] == backend and r["timing"] and r.get("wall_s") is not None]
+        if not timed:
+            continue
+        shown = True
+        share = [1 / r["timing"].get("runs_in_program", 1) for r in timed]
+        wall = sum(r["wall_s"] * k for r, k in zip(timed, share))
+        phases = [sum((r["timing"].get(key) or 0) * k for r, k in zip(timed, share)) for key, _ in _PHASES]
+        hits = sum(r["timing"].get("compile_cache") == "hit" for r in timed)
+        compiled = sum(r["timing"].get("compile_cache") == "compiled" for r in timed)
+        lines.append(f"| {backend} | {len(timed)} | {wall:.1f} | " + " | ".join(f"{x:.1f}" for x in phases)
+                     + f" | {wall - sum(phases):.1f} | " + (f"{hits} of {hits + compiled}" if hits + compiled else "–")
+                     + " |")
+    return lines + [""] if shown else []

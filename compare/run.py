@@ -57,6 +57,8 @@ def define_flags() -> None:
     flags.DEFINE_bool("retry_errors", True, "rerun runs whose latest record is an error (a killed worker, "
                       "a full disk); --noretry_errors keeps those records. Diverged runs are results, "
                       "never rerun")
+    flags.DEFINE_bool("fresh_workers", False, "start a new worker process for every run instead of "
+                      "keeping one warm per slot and backend (slower; for comparing the two)")
     flags.DEFINE_bool("dry_run", False, "check the command, print the runs it would make and how many are "
                       "done, then stop without writing anything")
     flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
@@ -149,7 +151,7 @@ def main(argv: list[str]) -> None:
     console.print(device_note)
     console.print(plan)
     start = time.perf_counter()
-    done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors)
+    done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors, F.fresh_workers)
     main_s = time.perf_counter() - start
     extra: list = []
     while True:  # controls first; float64 where they leave a parting unexplained
@@ -161,7 +163,8 @@ def main(argv: list[str]) -> None:
         kinds = sorted({"a control" if r.role == "control" else "float64" for r in todo})
         console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
                       f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
-        done = execute(todo, out_dir, F.jobs, console, vmap_seeds=False, retry_errors=F.retry_errors)
+        done = execute(todo, out_dir, F.jobs, console, vmap_seeds=False, retry_errors=F.retry_errors,
+                       fresh_workers=F.fresh_workers)
         extra += todo
     if extra:
         console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
@@ -173,6 +176,8 @@ def main(argv: list[str]) -> None:
               f"- written: {datetime.datetime.now().isoformat(timespec='seconds')}; "
               f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)"
               + (f"; {retried} run(s) that had failed were retried" if retried else ""),
+              f"- wall time of this invocation's runs: {time.perf_counter() - start:.0f} s"
+              + ("" if pending(runs + extra, before, F.retry_errors) else " (all resumed: none ran)"),
               f"- {device_note}", *_environment(records)]
     mix = devices.mixed(records)
     if mix:  # e.g. records resumed from a run on another machine: timings are not comparable

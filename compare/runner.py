@@ -1,7 +1,10 @@
-"""Execute runs, each in its own pinned worker process, appending records as they finish.
+"""Execute runs in warm, pinned worker processes, appending records as they finish.
 
-Workers are the backends' own command lines (`python -m jax_impl --config … --out …`), so a
-framework never shares a process with the other and a crash costs one run. Only this process
+Each slot (`--jobs`) keeps one worker per backend: the backend's own command line in serve mode
+(`python -m jax_impl --serve`), which starts its framework once and then trains the runs it is
+sent, one after another. So the two frameworks never share a process, the process start and
+imports are paid once per slot rather than once per run, and a crash costs one run: a worker that
+dies is replaced, and only the run it was training is recorded, as an error. Only this process
 writes results.jsonl, one fsync'd line per finished run, and only one such process per output
 folder (`lock_out`). A rerun skips every key already there, so a killed sweep resumes where it
 stopped; a run recorded as an `error` (a killed worker, a full disk) is tried again, and its new
@@ -14,6 +17,7 @@ import ctypes
 import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -26,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.cli import EXIT_NO_RECORD
+from common.cli import error_records
 from common.config import MAX_SEEDS_PER_PROGRAM
 from common.files import append_line, writing
 from common.threads import available_cores, host_threads
@@ -102,71 +106,107 @@ def _worker_setup(cores: list[int]):
 
 
 class _Worker:
-    """One backend process for a unit of runs: one run, or (JAX with vmap) consecutive seeds of
-    one config trained together by `python -m jax_impl --vmap_seeds K`."""
+    """One warm backend process pinned to a slot's cores, serving units of runs one at a time: a
+    unit is one run, or (JAX with vmap) consecutive seeds of one config trained together."""
 
-    def __init__(self, runs: list[Run], scratch: Path, cores: list[int]):
-        self.runs, self.cores = runs, cores
-        first = runs[0]
-        self.config_path = scratch / f"{first.key}.config.json"
-        self.record_path = scratch / f"{first.key}.json"
-        self.log_path = scratch.parent / "logs" / f"{first.key}.log"
-        with writing(self.config_path):
-            self.config_path.write_text(first.config.to_json())
-        self.record_path.unlink(missing_ok=True)
-        with writing(self.log_path):
-            self.log = open(self.log_path, "w")
-        vmap = ["--vmap_seeds", str(len(runs))] if len(runs) > 1 else []
+    def __init__(self, backend: str, threads: int, device: str, cores: list[int], log_path: Path):
+        self.key = (backend, threads, device)
+        self.log_path = log_path
+        with writing(log_path):
+            self.log = open(log_path, "a")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"{first.backend}_impl", "--config", str(self.config_path),
-             "--out", str(self.record_path), *vmap],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", f"{backend}_impl", "--serve", "--threads", str(threads), "--device", device],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1, env=env,
             preexec_fn=_worker_setup(cores))
+        self.served = 0
+        self.unit: list[Run] | None = None
+        self.reply: dict[str, Any] | None = None
 
     @property
     def what(self) -> str:
-        first, seeds = self.runs[0], [r.config.seed for r in self.runs]
+        first, seeds = self.unit[0], [r.config.seed for r in self.unit]
         return f"{first.backend} {first.label} seed{'s' if len(seeds) > 1 else ''} " + ",".join(map(str, seeds))
 
-    def stop(self) -> None:
-        """End the process now (the sweep was interrupted); its runs stay unrecorded."""
-        self.proc.kill()
-        self.proc.wait()
-        self.log.close()
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def submit(self, unit: list[Run], scratch: Path, logs: Path) -> None:
+        first = unit[0]
+        self.unit, self.reply, self.submitted = unit, None, time.perf_counter()
+        self.record_path = scratch / f"{first.key}.json"
+        self.run_log = logs / f"{first.key}.log"
+        self.record_path.unlink(missing_ok=True)
+        request = {"config": first.config.to_dict(), "seeds": len(unit), "out": str(self.record_path),
+                   "log": str(self.run_log)}
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died between runs: finished() sees it and the run is recorded as an error
+
+    def finished(self) -> bool:
+        """Has the current unit ended (answered, or the worker died)?"""
+        if select.select([self.proc.stdout], [], [], 0)[0]:
+            line = self.proc.stdout.readline()
+            if line:
+                self.reply = json.loads(line)
+                return True
+        return not self.alive
 
     def records(self) -> list[dict[str, Any]]:
-        """One record per run, in the order of self.runs."""
-        self.log.close()
-        if self.record_path.exists():
+        """One record per run of the finished unit, in order, each with the unit's wall time."""
+        unit, reply = self.unit, self.reply
+        self.unit, self.served = None, self.served + 1
+        cfgs = [run.config for run in unit]
+        if reply and "done" in reply:
             written = json.loads(self.record_path.read_text())
             records = written if isinstance(written, list) else [written]
-        else:  # the worker died, refused the run, or could not write its record
-            records = [{"backend": run.backend, "config": run.config.to_dict(),
-                        "status": "error", "error": self.failure(), "diverged_step": None,
-                        "curve": [], "timing": None, "env": None,
-                        "final": {"step": None, "loss": None, "exact_acc": None, "digit_acc": None}}
-                       for run in self.runs]
-        self.config_path.unlink(missing_ok=True)
+        elif reply:
+            records = error_records(unit[0].backend, cfgs, f"worker trained but could not write its run "
+                                                           f"record: {reply['no_record']}")
+        else:
+            records = error_records(unit[0].backend, cfgs, self.failure())
         self.record_path.unlink(missing_ok=True)
-        return records
+        wall_s = time.perf_counter() - self.submitted
+        return [{**r, "wall_s": wall_s, "warm": self.served > 1} for r in records]
 
     def failure(self) -> str:
-        """Why a worker left no record, from its exit status and the last line it printed."""
-        try:
-            tail = (self.log_path.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
-        except OSError as e:
-            tail = f"(its log is unreadable: {e.strerror})"
+        """Why a worker died without answering: its exit status and the last line it printed."""
+        self.proc.wait()
+        self.log.flush()
+        tail = "no output"
+        for path in (self.run_log, self.log_path):  # the run's own output first
+            try:
+                lines = path.read_text(errors="replace").strip().splitlines()
+            except OSError:
+                continue
+            if lines:
+                tail = lines[-1]
+                break
         free = shutil.disk_usage(self.log_path.parent).free
         if tail == "no output" and free < _LOW_DISK:  # it could not even write its log
             tail = f"no output, and {self.log_path.parent} has {free // 1024} KB free"
         code = self.proc.returncode
         if code < 0:
             return f"worker killed by {signal.Signals(-code).name}: {tail}"
-        if code == EXIT_NO_RECORD:
-            return f"worker trained but could not write its run record: {tail}"
-        if code == 2:
-            return f"worker refused the run: {tail}"
         return f"worker exit {code}: {tail}"
+
+    def close(self) -> None:
+        """Let it finish: end of input, then exit (killed if it does not within 10 s)."""
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.stop()
+        self.log.close()
+
+    def stop(self) -> None:
+        """End the process now (the sweep was interrupted); its unit stays unrecorded."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
 
 
 def work_units(todo: list[Run], vmap_seeds: bool) -> list[list[Run]]:
@@ -196,19 +236,21 @@ def pending(runs: list[Run], done: dict[str, dict[str, Any]], retry_errors: bool
 
 
 def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
-            vmap_seeds: bool = False, retry_errors: bool = True) -> dict[str, dict[str, Any]]:
+            vmap_seeds: bool = False, retry_errors: bool = True,
+            fresh_workers: bool = False) -> dict[str, dict[str, Any]]:
     """Run whatever of `runs` is not in out_dir/results.jsonl yet (and, with retry_errors, what
-    failed there before); returns every record by key. Interrupted (Ctrl-C) or failing to write,
-    it ends its workers before the exception leaves; their runs stay unrecorded."""
+    failed there before); returns every record by key. `fresh_workers` ends each worker after
+    one unit (a new process per run, as before warm workers). Interrupted (Ctrl-C) or failing to
+    write, it ends its workers before the exception leaves; their runs stay unrecorded."""
     results_path = out_dir / RESULTS
     done = load_results(results_path)
     todo = pending(runs, done, retry_errors)
     retried = sum(r.key in done for r in todo)
     units = work_units(todo, vmap_seeds)
-    scratch = out_dir / "scratch"
+    scratch, logs = out_dir / "scratch", out_dir / "logs"
     with writing(scratch):
         scratch.mkdir(parents=True, exist_ok=True)
-        (out_dir / "logs").mkdir(exist_ok=True)
+        logs.mkdir(exist_ok=True)
     cores = available_cores()
 
     def slot_cores(slot: int, threads: int) -> list[int]:
@@ -218,24 +260,38 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
     if finished or retried:
         console.print(f"resuming: {finished} of {len(runs)} runs already in {results_path}"
                       + (f"; retrying {retried} that failed before" if retried else ""))
-    running: dict[int, _Worker] = {}
+    # slot -> backend -> its warm worker; at most one worker of a slot is busy at a time.
+    slots: dict[int, dict[str, _Worker]] = {slot: {} for slot in range(jobs)}
+    busy: dict[int, _Worker] = {}
     columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[now]}"))
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("runs", total=len(runs), completed=len(runs) - len(todo), now="")
-            while units or running:
+            while units or busy:
                 for slot in range(jobs):
-                    if slot not in running and units:
-                        unit = units.pop(0)
-                        running[slot] = _Worker(unit, scratch, slot_cores(slot, host_threads(unit[0].config)))
-                progress.update(task, now=escape(" | ".join(w.what for w in running.values())))
-                time.sleep(0.05)
-                for slot, worker in list(running.items()):
-                    if worker.proc.poll() is None:
+                    if slot in busy or not units:
                         continue
-                    del running[slot]
-                    for run, written in zip(worker.runs, worker.records()):
+                    unit = units.pop(0)
+                    cfg = unit[0].config
+                    key = (unit[0].backend, host_threads(cfg), cfg.device)
+                    worker = slots[slot].get(key[0])
+                    if worker is None or worker.key != key or not worker.alive:
+                        if worker is not None:
+                            worker.close()
+                        worker = _Worker(*key, slot_cores(slot, key[1]), logs / f"worker-{slot}-{key[0]}.log")
+                        slots[slot][key[0]] = worker
+                    worker.submit(unit, scratch, logs)
+                    busy[slot] = worker
+                progress.update(task, now=escape(" | ".join(w.what for w in busy.values())))
+                waiting = [w.proc.stdout for w in busy.values()]
+                select.select(waiting, [], [], 0.05)
+                for slot, worker in list(busy.items()):
+                    if not worker.finished():
+                        continue
+                    del busy[slot]
+                    unit = worker.unit
+                    for run, written in zip(unit, worker.records()):
                         record = {**written, "key": run.key, "sweep": run.sweep, "label": run.label,
                                   "point": dict(run.point), "role": run.role, "jobs": jobs}
                         append_result(results_path, record)
@@ -244,8 +300,16 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
                             progress.console.print(f"[red]error[/] {escape(run.backend)} {escape(run.label)} seed "
                                                    f"{run.config.seed}: {escape(record['error'])}")
                         progress.advance(task)
+                    if fresh_workers or not worker.alive:
+                        worker.close()
+                        del slots[slot][worker.key[0]]
+        for workers in slots.values():
+            for worker in workers.values():
+                worker.close()
     finally:
-        for worker in running.values():
-            worker.stop()
+        for workers in slots.values():
+            for worker in workers.values():
+                if worker.alive:
+                    worker.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     return done

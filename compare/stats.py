@@ -9,6 +9,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from common.threads import CONTENDED
+
 # Two-sided 95 % Student t quantiles by degrees of freedom (n - 1); the normal 1.96 past 30.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
@@ -81,8 +83,19 @@ class Group:
                             for r in self.records if r["status"] != "error"])
 
     def timing(self, key: str) -> Estimate:
-        values = (_timing_value(r["timing"], key) for r in self.records if r["timing"])
+        """Over the runs whose timing was their own: a run that other processes competed with for
+        its cores (contention above CONTENDED) is left out."""
+        values = (_timing_value(r["timing"], key) for r in self.records if r["timing"] and not contended(r))
         return Estimate.of([v for v in values if v is not None])
+
+    def contended(self) -> int:
+        return sum(contended(r) for r in self.records)
+
+
+def contended(record: dict[str, Any]) -> bool:
+    """Was this run timed while other processes used its cores (common.threads.CoreWatch)?"""
+    share = (record["timing"] or {}).get("contention")
+    return share is not None and share > CONTENDED
 
 
 def _timing_value(timing: dict[str, Any], key: str) -> float | None:

@@ -6,6 +6,7 @@ from the affinity mask. GPU memory is taken as needed (jax_impl/__init__.py).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import platform
@@ -45,6 +46,21 @@ def free_device_memory(cfg: Config) -> int | None:
     if "bytes_limit" not in stats:
         return None
     return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+
+
+# Persistent-cache events since the process started: a compile that only loaded its program from
+# the cache is reported as a hit, never as a cold compile.
+CACHE_EVENTS = collections.Counter()
+jax.monitoring.register_event_listener(
+    lambda event, **_: CACHE_EVENTS.update([event]) if event.startswith("/jax/compilation_cache/") else None)
+
+
+def cache_outcome(before: collections.Counter) -> str:
+    """'hit' if every program compiled since `before` (a copy of CACHE_EVENTS) came from the
+    persistent cache, else 'compiled'."""
+    hits = CACHE_EVENTS["/jax/compilation_cache/cache_hits"] - before["/jax/compilation_cache/cache_hits"]
+    misses = CACHE_EVENTS["/jax/compilation_cache/cache_misses"] - before["/jax/compilation_cache/cache_misses"]
+    return "hit" if hits and not misses else "compiled"
 
 
 def compilation_cache_dir() -> str | None:

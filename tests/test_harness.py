@@ -280,7 +280,8 @@ def test_a_full_disk_is_one_line_and_leaves_every_file_whole(tmp_path):
     assert str(out) in last
     for r in records(out):  # every line whole; a run whose worker could not write its record says so
         assert r["status"] == "ok" or "could not write its run record" in r["error"]
-    leftovers = [p.name for p in out.rglob("*") if p.is_file() and (p.stat().st_size == 0 or ".tmp" in p.name)]
+    leftovers = [p.name for p in out.rglob("*") if p.is_file() and p.parent.name != "logs"  # streams: may be empty
+                 and (p.stat().st_size == 0 or ".tmp" in p.name)]
     assert leftovers == [] or leftovers == [".lock"]
 
 
@@ -307,3 +308,92 @@ def test_runaway_and_empty_input_is_refused(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# Faults for the crash tests, injected like _BREAK_TORCH_ADAM: a segfault, an exception, and an
+# allocation past a memory cap, each in one chosen run of the torch workers.
+_FAULTS = '''
+import importlib.abc, importlib.util, sys
+
+class _Faults(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "torch_impl.train":
+            return None
+        sys.meta_path.remove(self)
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))  # the cap
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            step = module.Trainer.step
+            def faulty(self, batch):
+                fault = (self.cfg.cell, self.cfg.seed)
+                if fault == ("rnn", 1):
+                    import ctypes
+                    ctypes.string_at(0)  # segfault
+                if fault == ("none", 0):
+                    raise RuntimeError("injected")
+                if fault == ("none", 2):
+                    import numpy
+                    numpy.ones(16 * 2**30, numpy.uint8)  # past the cap
+                return step(self, batch)
+            module.Trainer.step = faulty
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _Faults())
+'''
+
+
+def test_a_crash_a_raise_and_an_exhausted_memory_each_cost_one_run(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(_FAULTS)
+    out = tmp_path / "abl"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.getcwd()}"}
+    result = harness("--sweep", "ablation", "--seeds", "3", "--set", "steps=10", "--set", "eval_every=5",
+                     "--set", "eval_size=50", "--backends", "torch", "--out", str(out), env=env)
+    assert result.returncode == 1
+    by_run = {(r["config"]["cell"], r["config"]["seed"]): r for r in records(out)}
+    assert len(by_run) == 6
+    assert by_run[("rnn", 1)]["error"].startswith("worker killed by SIGSEGV")
+    assert by_run[("none", 0)]["error"] == "RuntimeError: injected"
+    assert by_run[("none", 2)]["error"].startswith("MemoryError: Unable to allocate 16.0 GiB")
+    fine = [r for k, r in by_run.items() if k not in {("rnn", 1), ("none", 0), ("none", 2)}]
+    assert [r["status"] for r in fine] == ["ok"] * 3
+    # The worker that raised went on; the one that crashed was replaced by a fresh one.
+    assert by_run[("none", 1)]["warm"] and not by_run[("rnn", 2)]["warm"]
+
+
+def test_a_warm_worker_leaks_nothing_from_one_run_into_the_next(tmp_path, backend):
+    """X, then Y (float64, another cell, lr, schedule, h0, carried state), then X again in one
+    worker: X's second curve is X's first, bit for bit, and both are a fresh process's. X draws
+    its weights from the framework's own generator (init=native), so a generator that is not
+    reseeded per run fails this."""
+    from compare.runner import _Worker
+    from compare.sweeps import Run
+    from common.config import Config
+
+    x = Config(steps=12, eval_every=4, eval_size=64, batch_size=16, digits=5, device="cpu", init="native")
+    y = x.replace(dtype="float64", cell="gru", lr=0.05, schedule="multistep", milestones=(6,),
+                  h0="randn", init="shared", carry_state=True, seed=3)
+    runs = [Run("t", backend, cfg, (("k", k),)) for k, cfg in enumerate([x, y, x])]
+    worker = _Worker(backend, 1, "cpu", [0], tmp_path / "worker.log")
+    curves = []
+    try:
+        for run in runs:
+            worker.submit([run], tmp_path, tmp_path)
+            while not worker.finished():
+                time.sleep(0.01)
+            [record] = worker.records()
+            assert record["status"] == "ok", record["error"]
+            curves.append(record["curve"])
+    finally:
+        worker.close()
+    fresh = subprocess.run([sys.executable, "-m", f"{backend}_impl", "--config", "/dev/stdin",
+                            "--out", str(tmp_path / "fresh.json")], input=x.to_json(), text=True,
+                           capture_output=True, timeout=300)
+    assert fresh.returncode == 0, fresh.stderr
+    losses = lambda curve: [(p["step"], p["loss"], p["exact_acc"]) for p in curve]  # noqa: E731
+    assert losses(curves[2]) == losses(curves[0])
+    assert losses(json.loads((tmp_path / "fresh.json").read_text())["curve"]) == losses(curves[0])
+    assert losses(curves[1]) != losses(curves[0])

@@ -172,3 +172,13 @@ def test_the_studys_steps_stand_beside_ours_only_at_its_settings():
         return group_records(recs)
     assert findings.study_steps(sweep(1e-3)) == {"layers=2": "250–260; handout rerun 300/400/300"}
     assert findings.study_steps(sweep(1e-2)) == {}  # the quick preset's lr: not the study's runs
+
+
+def test_runs_timed_under_contention_are_left_out_of_timings():
+    fast, slow = record("jax", {"lr": 0.1}, 0), record("jax", {"lr": 0.1}, 1)
+    fast["timing"].update(steps_per_s=200.0, contention=0.02)
+    slow["timing"].update(steps_per_s=60.0, contention=0.55)  # another process had half its core
+    g = group_records([fast, slow])["lr=0.1"]["jax"]
+    assert g.timing("run_steps_per_s").mean == 200.0 and g.contended() == 1
+    slow["timing"]["contention"] = None  # a record from before contention was measured counts
+    assert group_records([fast, slow])["lr=0.1"]["jax"].timing("run_steps_per_s").mean == 130.0

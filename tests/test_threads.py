@@ -37,3 +37,38 @@ def test_explicit_threads_win(cores):
 def test_negative_threads_are_refused():
     with pytest.raises(ConfigError, match="threads=-1"):
         Config(threads=-1)
+
+
+def _spin(seconds):
+    import time
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_core_watch_sees_another_process_on_our_core():
+    """A busy process pinned to our one core takes about half of it while we spin too."""
+    import os
+    import subprocess
+    import sys
+
+    core = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        alone = threads.CoreWatch()
+        _spin(1.0)
+        alone_share = alone.others_share()
+        rival = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\n"
+                                  "while True: pass"])
+        try:
+            shared = threads.CoreWatch()
+            _spin(1.5)
+            shared_share = shared.others_share()
+        finally:
+            rival.kill()
+            rival.wait()
+    finally:
+        os.sched_setaffinity(0, before)
+    assert alone_share < threads.CONTENDED
+    assert 0.3 < shared_share <= 0.7
