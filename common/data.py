@@ -5,6 +5,10 @@ Numbers are digit arrays, never Python or int64 integers, so 25 000-digit sums a
 carry); position 0 is the least-significant digit for order=lsb and the most-significant for
 order=msb.
 
+While the numbers fit in int64 (18 decimal digits), comparisons and sums take an exact shortcut
+through their integer values: the same digits, bit for bit, in a fraction of the time (a step of
+the canonical run waits for its batch).
+
 Randomness is split into independent streams keyed by (seed, stream, step), so training batch k
 is a pure function of (seed, k), the eval set is fixed per seed, and changing the h0 mode never
 changes the operands.
@@ -66,14 +70,31 @@ def _below(x: np.ndarray, bound: np.ndarray) -> np.ndarray:
     return diff.any(axis=1) & (x[rows, top] < bound[top])
 
 
+def _weights(digits: int, base: int) -> np.ndarray | None:
+    """base**i for the lsb-first positions, if every number of `digits` digits fits in int64."""
+    if base ** digits > np.iinfo(np.int64).max:
+        return None
+    return base ** np.arange(digits, dtype=np.int64)
+
+
 def digits_in_range(rng: np.random.Generator, n: int, digits: int, base: int,
                     lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """(n, digits) digit arrays of integers uniform in [lo, hi), by rejection sampling."""
+    weights = _weights(digits, base)
+    if weights is not None:
+        lo_value, hi_value = int(lo @ weights), int(hi @ weights)
+
+        def inside(x: np.ndarray) -> np.ndarray:
+            value = x @ weights  # the same test on the integers: digit order is numeric order
+            return (value >= lo_value) & (value < hi_value)
+    else:
+        def inside(x: np.ndarray) -> np.ndarray:
+            return ~_below(x, lo) & _below(x, hi)
     accepted: list[np.ndarray] = []
     have = 0
     while have < n:
         x = random_digits(rng, 2 * (n - have) + 16, digits, base)
-        x = x[~_below(x, lo) & _below(x, hi)]
+        x = x[inside(x)]
         accepted.append(x)
         have += len(x)
     return np.concatenate(accepted)[:n]
@@ -97,6 +118,10 @@ def carries(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
 
 def add_digits(a: np.ndarray, b: np.ndarray, base: int) -> np.ndarray:
     """Digit-wise a + b (lsb first, same width); the caller leaves room for the final carry."""
+    weights = _weights(a.shape[1], base)
+    if weights is not None and 2 * (base ** a.shape[1] - 1) <= np.iinfo(np.int64).max:  # so does the sum
+        total = a @ weights + b @ weights  # add the integers, then read the sum's digits back
+        return (total[:, None] // weights % base).astype(np.result_type(a, b))
     return (a + b + carries(a, b, base)) % base
 
 
@@ -132,11 +157,16 @@ def initial_state(cfg: Config, rng: np.random.Generator, n: int) -> np.ndarray:
     return (std * rng.standard_normal(shape)).astype(cfg.dtype)
 
 
+def _with_carry_room(x: np.ndarray) -> np.ndarray:
+    """x with a zero top position for the final carry (np.pad does the same, 10x slower)."""
+    out = np.zeros((x.shape[0], x.shape[1] + 1), x.dtype)
+    out[:, :-1] = x
+    return out
+
+
 def make_batch(cfg: Config, rng: np.random.Generator, h0_rng: np.random.Generator,
                n: int, test: bool) -> Batch:
-    width = ((0, 0), (0, 1))  # the extra top position for the final carry
-    a = np.pad(sample_operands(cfg, rng, n, test), width)
-    b = np.pad(sample_operands(cfg, rng, n, test), width)
+    a, b = (_with_carry_room(sample_operands(cfg, rng, n, test)) for _ in range(2))
     target = add_digits(a, b, cfg.base).astype(np.int32)
     if cfg.order == "msb":
         a, b, target = (x[:, ::-1] for x in (a, b, target))

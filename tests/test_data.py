@@ -86,3 +86,35 @@ def test_every_batch_is_c_contiguous():
     for batch in [train_batch(cfg, 1), held_out, sliced, *chunks]:
         for name in ("a", "b", "target", "h0"):
             assert getattr(batch, name).flags.c_contiguous, name
+
+
+def _general_path(monkeypatch):
+    """Turn off the int64 shortcut: every number then goes through the digit-array arithmetic."""
+    from common import data
+    monkeypatch.setattr(data, "_weights", lambda digits, base: None)
+
+
+@pytest.mark.parametrize("cfg", [Config(), Config(digits=18), Config(digits=19), Config(order="msb", digits=17),
+                                 Config(data="uniform", base=2, digits=61), Config(data="uniform", base=36, digits=12),
+                                 Config(data="uniform", digits=30), Config(control="reorder", h0="randn")])
+def test_the_int64_shortcut_makes_the_same_batches_bit_for_bit(cfg, monkeypatch):
+    fast = [train_batch(cfg, k) for k in (1, 2, 777)] + [eval_set(cfg.replace(eval_size=300))]
+    _general_path(monkeypatch)
+    slow = [train_batch(cfg, k) for k in (1, 2, 777)] + [eval_set(cfg.replace(eval_size=300))]
+    for f, s in zip(fast, slow):
+        for field in ("a", "b", "target", "h0"):
+            x, y = getattr(f, field), getattr(s, field)
+            assert x.dtype == y.dtype and np.array_equal(x, y), field
+
+
+def test_the_shortcut_stops_where_int64_does():
+    from common.data import _weights
+    assert _weights(18, 10) is not None and _weights(19, 10) is None  # 10**19 > 2**63 - 1
+    assert _weights(62, 2) is not None and _weights(63, 2) is None
+    # Sums at the edge of the shortcut are exact: 18 nines plus 18 nines (with room for the carry:
+    # 19 positions, past the shortcut) and, in the shortcut, every one of 18 positions a nine.
+    for width in (18, 19):
+        nines = np.full((1, width), 9, np.int32)
+        nines[0, -1] = 0 if width == 19 else 9
+        expected = (2 * (10**width - 1)) % 10**width if width == 18 else 2 * (10**18 - 1)
+        assert to_int(add_digits(nines, nines, 10), 10) == [expected]
