@@ -96,8 +96,8 @@ def fail(message: str) -> NoReturn:
 def parse_flags(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
-    except flags.Error as e:
-        fail(str(e))
+    except flags.Error as e:  # several failed validators give several lines
+        fail("; ".join(line.strip() for line in str(e).splitlines() if line.strip()))
 
 
 def config_from_flags() -> Config:

@@ -44,9 +44,12 @@ from compare.equivalence import CONTROLS
 BACKENDS = ("jax", "torch")
 # What runs differently on a GPU: model and runtime paths, a command-line run's record, the probe's
 # hidden states. (The GPU equivalence test is part 2; the bad-input tests never reach a device.)
-TESTS = ("tests/test_models.py", "tests/test_runtime.py", "tests/test_devices.py",
-         "tests/test_cli.py::test_a_run_writes_its_record",
-         "tests/test_beyond.py::test_hidden_states_agree_across_backends")
+# By absolute path: the check may run from any folder (the fuzz test runs it from an empty one).
+_REPO = Path(__file__).resolve().parents[1]
+TESTS = tuple(str(_REPO / t) for t in (
+    "tests/test_models.py", "tests/test_runtime.py", "tests/test_devices.py",
+    "tests/test_cli.py::test_a_run_writes_its_record",
+    "tests/test_beyond.py::test_hidden_states_agree_across_backends"))
 
 
 class Check:

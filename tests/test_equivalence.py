@@ -93,6 +93,7 @@ def test_gpu_float32_bounds_are_wider_only_where_measured():
     (["--layers=0"], "--layers=['0']: must be whole numbers in [1, 32]"),
     (["--layers=33"], "--layers=['33']: must be whole numbers in [1, 32]"),
     (["--cell=rnn,transformer"], "--cell=['rnn', 'transformer']: must be among"),
+    (["--layers=0", "--dtype=nope"], "[1, 32]; flag --dtype=['nope']: must be among"),  # two, one line
     (["extra"], "unexpected argument 'extra'"),
     (["--json", "no/such/dir/eq.json"], "--json=no/such/dir/eq.json"),
 ])

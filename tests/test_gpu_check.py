@@ -63,7 +63,8 @@ def test_a_broken_part_costs_no_other_part_its_figures(tmp_path):
 @pytest.mark.slow
 def test_every_part_runs_end_to_end_in_small_form(tmp_path):
     out = tmp_path / "check"
-    result = gpu_check("--out", str(out), "--device", "cpu", "--small", "--budget_s", "800")
+    # From another folder: its parts used to find tests/ only from the repository's root.
+    result = gpu_check("--out", str(out), "--device", "cpu", "--small", "--budget_s", "800", cwd=tmp_path)
     saved = json.loads((out / "gpu_check.json").read_text())["parts"]
     assert result.returncode == 0, {k: v.get("error") or v.get("exit") for k, v in saved.items()}
     assert list(saved) == ["train", "equivalence", "bench", "tests", "threads"]
