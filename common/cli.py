@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import importlib
 import json
 import os
@@ -329,6 +330,8 @@ def serve(backend: str, cfg: Config) -> None:
     first = True  # the first run also waited for the process to start: its startup_s says so
     for line in sys.stdin:
         requested_at, first = (None if first else time.time()), False
+        gc.collect()  # what earlier runs left is garbage now, not work for this run's collector
+        gc.freeze()
         request = json.loads(line)
         run_cfg, seeds = Config.from_dict(request["config"]), request["seeds"]
         cfgs = [run_cfg.replace(seed=run_cfg.seed + k) for k in range(seeds)]

@@ -253,8 +253,57 @@ def bench(cases: list[str], device: str, thread_counts: list[int], repeats: int,
     return results
 
 
+def warm_vs_fresh(backend: str, repeats: int, console: Console) -> dict[str, Any]:
+    """The canonical config's steady steps/s in a fresh worker process and in a warm one (which
+    trains another config between its samples, as in a sweep), interleaved A B A B on one core:
+    compare.run's warm workers must time runs as fresh processes do."""
+    from compare.runner import _Worker
+    from compare.sweeps import Run
+
+    x = CASES["canonical"].replace(steps=300, eval_every=100, device="cpu", threads=1)
+    y = x.replace(cell="gru", layers=1, steps=50, seed=7)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+
+        def steps_per_s(worker: _Worker, cfg: Config) -> float:
+            worker.submit([Run("ab", backend, cfg, (("cfg", cfg.to_json()),))], folder, folder)
+            while not worker.finished():
+                time.sleep(0.005)
+            [record] = worker.records()
+            if record["status"] != "ok":
+                raise RuntimeError(f"{backend} worker: {record['error']}")
+            return record["timing"]["steps_per_s"]
+
+        core = available_cores()[:1]
+        warm = _Worker(backend, 1, "cpu", core, folder / "warm.log")
+        fresh_s, warm_s = [], []
+        try:
+            steps_per_s(warm, y)
+            for r in range(repeats):
+                console.print(f"{backend}: warm vs fresh, repeat {r + 1}/{repeats}")
+                fresh = _Worker(backend, 1, "cpu", core, folder / "fresh.log")
+                try:
+                    fresh_s.append(steps_per_s(fresh, x))
+                finally:
+                    fresh.close()
+                steps_per_s(warm, y)
+                warm_s.append(steps_per_s(warm, x))
+        finally:
+            warm.close()
+    return {"backend": backend, "fresh": fresh_s, "warm": warm_s,
+            "ratio": statistics.median(warm_s) / statistics.median(fresh_s)}
+
+
 def main(argv: list[str]) -> None:
     F = flags.FLAGS
+    if F.warm_vs_fresh:
+        console = Console(highlight=False)
+        for backend in BACKENDS:
+            r = warm_vs_fresh(backend, F.warm_vs_fresh, console)
+            console.print(f"{backend}: steps/s fresh {[round(v) for v in r['fresh']]}, warm "
+                          f"{[round(v) for v in r['warm']]}; medians {statistics.median(r['fresh']):.1f} vs "
+                          f"{statistics.median(r['warm']):.1f}, warm/fresh {r['ratio']:.3f}")
+        return
     if F.worker:
         if F.backend not in BACKENDS or F.case not in CASES:
             fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(CASES)})")
@@ -384,6 +433,9 @@ def define_flags() -> None:
     flags.DEFINE_string("json", None, "also write the results to this JSON file")
     flags.DEFINE_list("vmap_seeds", ["4"], "also time these numbers of seeds of the canonical config, "
                       "each in one vmapped JAX program (0: skip)")
+    flags.DEFINE_integer("warm_vs_fresh", 0, "instead of the cases: time the canonical config this many "
+                         "times in a fresh and in a warm worker, interleaved (compare.run's warm workers)",
+                         lower_bound=0, upper_bound=100)
     flags.DEFINE_bool("worker", False, "internal: measure one backend and case, print JSON")
     flags.DEFINE_string("backend", None, "internal (--worker)")
     flags.DEFINE_string("case", None, "internal (--worker)")

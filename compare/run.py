@@ -26,7 +26,7 @@ from common import memory
 from common.cli import check_out_dir, fail, run_app
 from common.config import MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import writing
-from common.threads import available_cores
+from common.threads import available_cores, host_threads
 from compare import devices, report
 from compare.runner import RESULTS, Busy, ResultsError, execute, load_results, lock_out, pending
 from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups
@@ -44,8 +44,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("preset", "quick", PRESETS, "quick: minutes on a CPU; paper: the reports' settings")
     flags.DEFINE_string("out", None, "output directory (default results/SWEEP-PRESET)")
     flags.DEFINE_multi_string("set", [], "override a config field for the whole sweep, e.g. --set digits=50")
-    flags.DEFINE_integer("jobs", 1, "runs executed in parallel, at most the cores this process may use "
-                         "(timings compare only at equal --jobs)")
+    flags.DEFINE_integer("jobs", 0, "runs executed in parallel, at most the cores this process may use; "
+                         "0: as many as the cores hold at the runs' thread count (1 on a GPU). Timings "
+                         "compare only at equal --jobs")
     flags.DEFINE_enum("controls", "reorder", ["reorder", "ulp", "none"],
                       "for every config whose same-seed curves parted, train this rounding-noise control "
                       "of the seed that parted most on each backend (common/controls.py), so the verdict "
@@ -116,8 +117,8 @@ def main(argv: list[str]) -> None:
     if not 1 <= F.seeds <= MAX_SEEDS:
         fail(f"--seeds={F.seeds}: must be in [1, {MAX_SEEDS}]")
     cores = len(available_cores())
-    if not 1 <= F.jobs <= cores:
-        fail(f"--jobs={F.jobs}: must be in [1, {cores}] (the cores this process may use)")
+    if not 0 <= F.jobs <= cores:
+        fail(f"--jobs={F.jobs}: must be in [0, {cores}] (0: auto; at most the cores this process may use)")
     names = list(SWEEPS) if F.sweep == ALL else [F.sweep]
     out_dir = Path(F.out or f"results/{F.sweep}-{F.preset}")
     try:
@@ -127,12 +128,13 @@ def main(argv: list[str]) -> None:
             if swept:
                 raise ConfigError(f"--set {sorted(swept)[0]}=…: sweep {name} varies {sorted(swept)[0]} itself")
         runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
-        check_memory(runs, F.jobs, F.seeds if F.vmap_seeds else 1)
+        check_memory(runs, F.jobs or 1, F.seeds if F.vmap_seeds else 1)
         check_out_dir(out_dir)
         # Validated first (a bad --set fails at once); then every run gets the one device.
         device, device_note = devices.resolve(overrides.get("device", "auto"), F.backends)
         overrides["device"] = device
         runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds, overrides)]
+        F.jobs = F.jobs or auto_jobs(runs, cores, F.seeds if F.vmap_seeds else 1)
     except ConfigError as e:
         fail(str(e))
     plan = (f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
@@ -195,6 +197,22 @@ def main(argv: list[str]) -> None:
         console.print(f"[red]{errors} run(s) failed[/]: see {out_dir / 'logs'}; rerun the same command "
                       f"to try them again")
         sys.exit(1)
+
+
+def auto_jobs(runs: list[Run], cores: int, seeds_per_program: int) -> int:
+    """--jobs 0: on a CPU, as many runs side by side as the cores hold at the runs' thread count
+    (measured on a 2-core box: 2 jobs cost each run 1-2 % of its steps/s, within the runs' own
+    +-3 %), as far as memory allows; on a GPU one, since runs sharing a GPU time each other."""
+    if any(r.config.device == "gpu" for r in runs):
+        return 1
+    jobs = max(1, cores // max(host_threads(r.config) for r in runs))
+    while jobs > 1:
+        try:
+            check_memory(runs, jobs, seeds_per_program)
+            return jobs
+        except ConfigError:
+            jobs -= 1
+    return 1
 
 
 def check_memory(runs: list[Run], jobs: int, seeds_per_program: int) -> None:

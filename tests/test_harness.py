@@ -295,7 +295,7 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--backends", "jax,jax"], "--backends=jax,jax: jax is named twice"),
-    (["--jobs", "1000000000"], "--jobs=1000000000: must be in [1, "),
+    (["--jobs", "1000000000"], "--jobs=1000000000: must be in [0, "),
     (["--seeds", "100000"], "--seeds=100000: must be in [1, 1000]"),
     (["--out", ""], "--out='': needs a value"),
     (["--set", "hidden=100000"], "needs about"),
