@@ -397,3 +397,17 @@ def test_a_warm_worker_leaks_nothing_from_one_run_into_the_next(tmp_path, backen
     assert losses(curves[2]) == losses(curves[0])
     assert losses(json.loads((tmp_path / "fresh.json").read_text())["curve"]) == losses(curves[0])
     assert losses(curves[1]) != losses(curves[0])
+
+
+def test_auto_jobs_fill_the_cores_on_a_cpu_and_stay_at_one_on_a_gpu(monkeypatch):
+    from common import memory
+    from compare.run import auto_jobs
+
+    cpu = expand(SWEEPS["layers"], "quick", ["jax", "torch"], 2, {"device": "cpu"})
+    assert auto_jobs(cpu, 8, 1) == 8
+    assert auto_jobs(expand(SWEEPS["layers"], "quick", ["jax"], 1, {"device": "cpu", "threads": 3}), 8, 1) == 2
+    assert auto_jobs(expand(SWEEPS["layers"], "quick", ["jax"], 1, {"device": "gpu"}), 8, 1) == 1
+    # Memory for three of the largest run side by side, not four: three jobs.
+    need = max(memory.estimate(r.config).total() for r in cpu) + memory.FRAMEWORK_BYTES
+    monkeypatch.setattr(memory, "available_host_bytes", lambda: int(3.5 * need))
+    assert auto_jobs(cpu, 8, 1) == 3
