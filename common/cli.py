@@ -316,6 +316,11 @@ def run_app(main: Callable[[list[str]], None], define: Callable[[], None],
 EXIT_NO_RECORD = 3
 
 
+def write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """A run's record file: one record, or a JSON list for seeds trained together."""
+    write_atomic(path, json.dumps(records if len(records) > 1 else records[0], indent=1) + "\n")
+
+
 def serve(backend: str, cfg: Config) -> None:
     """A warm worker of compare.run: start the framework once, pinned and configured for
     `cfg`'s threads and device, then run one request after another, read as JSON lines on stdin:
@@ -351,7 +356,7 @@ def serve(backend: str, cfg: Config) -> None:
             for record in records:
                 console.print(summarise(record))
         try:
-            write_atomic(Path(request["out"]), json.dumps(records if seeds > 1 else records[0], indent=1) + "\n")
+            write_records(Path(request["out"]), records)
             replies.write(json.dumps({"done": request["out"]}) + "\n")
         except WriteFailed as e:
             replies.write(json.dumps({"no_record": str(e)}) + "\n")
@@ -394,7 +399,7 @@ def run_backend(backend: str) -> None:
                 console.print(summarise(record))
         if out:
             try:
-                write_atomic(out, json.dumps(records if seeds > 1 else records[0], indent=1) + "\n")
+                write_records(out, records)
             except WriteFailed as e:
                 print(f"error: {e}", file=sys.stderr)
                 sys.exit(EXIT_NO_RECORD)

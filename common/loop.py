@@ -26,6 +26,10 @@ _PROBE_SEQUENCES = 1000  # held-out sequences whose hidden states the probe sees
 class Trainer(Protocol):
     """What each backend's `train.Trainer` provides (same names in jax_impl and torch_impl)."""
 
+    # After compile: 'hit' when every program came from a persistent compilation cache,
+    # 'compiled' otherwise; None where nothing is compiled (eager PyTorch).
+    compile_cache: str | None
+
     def compile(self, batch: Batch) -> float | None:
         """Compile the train and eval steps for these shapes; seconds taken, None if eager."""
 
@@ -212,9 +216,7 @@ def _record(run: _Run, compile_s: float | None, first_step_s: float, step_s: flo
         "probe": run.probe,      # carry probe accuracy per layer (cfg.probe)
         "timing": {
             "compile_s": compile_s,
-            # JAX: 'hit' when every program came from the persistent compilation cache (a load, not
-            # a compile), 'compiled' otherwise; None for eager PyTorch.
-            "compile_cache": getattr(run.trainer, "compile_cache", None),
+            "compile_cache": run.trainer.compile_cache,  # a cache hit is a load, not a compile
             "first_step_s": first_step_s,
             "step_s_median": step_s,
             "steps_per_s": 1 / step_s if step_s > 0 else None,

@@ -220,8 +220,6 @@ def _check(entry, argv):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             return  # running: neither a traceback nor a refusal in its first seconds
-        if os.environ.get("FUZZ_SHOW"):
-            print("fuzz:", entry, argv, "->", proc.returncode, err.strip()[-120:])
         assert "Traceback" not in err, (argv, err)
         if proc.returncode == 2:
             lines = err.strip().splitlines()

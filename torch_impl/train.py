@@ -48,6 +48,7 @@ class Trainer:
         self.last_loss = torch.zeros((), device=self.device)
         # Divergence is tracked on the device so no step has to wait for the host.
         self.first_bad = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.compile_cache: str | None = None  # eager: nothing is compiled
 
     def _on_device(self, batch: Batch) -> tuple[torch.Tensor, ...]:
         to = lambda x: torch.from_numpy(x).to(self.device, non_blocking=True)  # noqa: E731
