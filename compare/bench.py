@@ -20,6 +20,7 @@ GFLOP/s counts the matmul FLOPs of a training step from the shapes.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import statistics
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from absl import flags
@@ -40,7 +42,7 @@ from common.files import write_atomic
 from common.config import DEVICES, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.params import GATES, head_input_size, rnn_input_size
 from common.threads import available_cores, host_threads, pin_threads
-from compare import devices
+from compare import baselines, devices
 
 CASES = {
     "canonical": Config(),
@@ -102,13 +104,21 @@ def _matmul_peak(backend: str, device, kind: str, repeats: int = 10) -> float:
 
 def _time_steps(step, sync, batches, blocks: int, block_steps: int) -> list[float]:
     """Seconds per step for each timed block (device synchronised at each block's end)."""
-    times = []
+    return _time_arms({"step": (lambda i: step(batches[i % len(batches)]), sync)}, blocks, block_steps)["step"]
+
+
+def _time_arms(arms: dict[str, tuple[Callable[[int], None], Callable[[], Any]]], blocks: int,
+               block_steps: int) -> dict[str, list[float]]:
+    """Seconds per step for each timed block of each arm ({name: (step(i), sync)}), the arms'
+    blocks interleaved A B C A B C so that a drift in the machine's speed hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(blocks):
-        start = time.perf_counter()
-        for i in range(block_steps):
-            step(batches[i % len(batches)])
-        sync()
-        times.append((time.perf_counter() - start) / block_steps)
+        for name, (step, sync) in arms.items():
+            start = time.perf_counter()
+            for i in range(block_steps):
+                step(i)
+            sync()
+            times[name].append((time.perf_counter() - start) / block_steps)
     return times
 
 
@@ -162,13 +172,24 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> d
     trainer.loss()
     first_step_s = time.perf_counter() - start
 
+    # Three ways to time a step, blocks interleaved: the kernel-level figure (pre-made batches,
+    # cycled), what a run gets (each step makes its own batch, as common.loop.fit does), and
+    # the same model in a plain hand-written loop (compare.baselines), also making its batches.
+    later = itertools.count(len(batches) + 1)
+    arms = {"step_s": (lambda i: trainer.step(batches[i % len(batches)]), trainer.loss),
+            "e2e_step_s": (lambda i: trainer.step(train_batch(cfg, next(later))), trainer.loss)}
+    if baselines.supports(cfg):
+        plain_step, plain_loss = baselines.plain_loop(backend, cfg, device)
+        plain_step()  # JAX compiles here
+        plain_loss()
+        arms["plain_step_s"] = (lambda i: plain_step(), plain_loss)
     long = cfg.digits >= 1000
     blocks, block_steps = (3, 2) if long else (5, 10 if quick else 30)
-    step_times = _time_steps(trainer.step, trainer.loss, batches, blocks, block_steps)
+    times = _time_arms(arms, blocks, block_steps)
     env = trainer.env()
     return {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s,
             "data_s": data_s, "compile_s": compile_s, "first_step_s": first_step_s,
-            "step_s": statistics.median(step_times), "step_s_all": step_times,
+            **{name: statistics.median(t) for name, t in times.items()}, "step_s_all": times["step_s"],
             "peak_gflops": _matmul_peak(backend, trainer.device, env["device"]), "env": env, **solve}
 
 
@@ -195,8 +216,8 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     med = lambda key: statistics.median(s[key] for s in ok) if ok[0].get(key) is not None else None  # noqa: E731
     cfg = CASES[ok[0]["case"]]
     step_s = med("step_s")
-    out = {k: med(k) for k in ("import_s", "build_s", "data_s", "first_step_s",
-                               "step_s", "peak_gflops", "solve_s", "solve_with_evals_s", "solve_step")}
+    out = {k: med(k) for k in ("import_s", "build_s", "data_s", "first_step_s", "step_s", "e2e_step_s",
+                               "plain_step_s", "peak_gflops", "solve_s", "solve_with_evals_s", "solve_step")}
     # The first repeat starts from an empty persistent compilation cache, the others reuse it
     # (a failed first repeat leaves no cold figure rather than passing a warm one off as cold).
     cold = samples[0] if "error" not in samples[0] else {}
@@ -207,6 +228,8 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     if warm_solves:
         out["solve_s"] = statistics.median(warm_solves)  # warm cache
     all_steps = [t for s in ok for t in s["step_s_all"]]
+    per_s = lambda key: 1 / out[key] if out[key] else None  # noqa: E731
+    out.update(e2e_steps_per_s=per_s("e2e_step_s"), plain_steps_per_s=per_s("plain_step_s"))
     out.update(step_s_min=min(all_steps), step_s_max=max(all_steps), steps_per_s=1 / step_s,
                gflops=flops_per_step(cfg) / step_s / 1e9, repeats=len(ok), env=ok[0]["env"],
                device=ok[0]["env"]["device"])
@@ -374,6 +397,7 @@ def _vmap_row(case: str, device: str, threads: int, seeds: int, repeats: int, qu
 
 def print_tables(console: Console, results: list[dict[str, Any]]) -> None:
     _print_table(console, [r for r in results if r["backend"] in BACKENDS])
+    _print_e2e_table(console, [r for r in results if r["backend"] in BACKENDS and "error" not in r])
     _print_vmap_table(console, [r for r in results if r["backend"] == "jax-vmap"])
 
 
@@ -394,6 +418,27 @@ def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:
                       f"{1e3 * r['single_step_s']:.2f}", f"x{r['speedup']:.2f}",
                       f"{f(r['compile_cold_s'])} / {f(r['compile_warm_s'])}")
     console.print(table)
+
+
+def _print_e2e_table(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = Table(title="What a run gets: steps/s with each step making its batch, against pre-made "
+                        "batches and a plain hand-written loop")
+    for col in ("case", "thr", "backend", "pre-made", "run (e2e)", "e2e / pre-made", "plain loop",
+                "run / plain"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("case", "backend") else "right")
+    f = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
+    ratio = lambda x, y: "–" if x is None or y is None else f"{x / y:.3f}"  # noqa: E731
+    for r in rows:
+        table.add_row(r["case"], str(r["threads"]), r["backend"], f(r["steps_per_s"]), f(r["e2e_steps_per_s"]),
+                      ratio(r["e2e_steps_per_s"], r["steps_per_s"]), f(r["plain_steps_per_s"]),
+                      ratio(r["e2e_steps_per_s"], r["plain_steps_per_s"]))
+    console.print(table)
+    console.print("pre-made = the kernel-level figure (four batches made before timing, cycled); run (e2e) "
+                  "= each step makes its own batch with common.data.train_batch, as a run does; plain "
+                  "loop = compare.baselines, the same model written plainly (the reports' PyTorch loop, a "
+                  "jit + lax.scan loop), making its own batches too. Blocks of the three interleaved.")
 
 
 def _print_table(console: Console, results: list[dict[str, Any]]) -> None:

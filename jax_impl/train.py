@@ -148,7 +148,9 @@ class Trainer:
         return self._scorers[shape]
 
     def step(self, batch: Batch) -> None:
-        self.state = self._train_step(self.state, *self._on_device(batch))
+        # numpy straight in: the compiled call's C++ path copies them to the state's device;
+        # jax.device_put first costs ~30 us a field in Python (measured: 4.05 -> 3.81 ms a step).
+        self.state = self._train_step(self.state, batch.a, batch.b, batch.target, batch.h0)
 
     def loss(self) -> float:
         return float(jax.block_until_ready(self.state["loss"]))
@@ -157,7 +159,8 @@ class Trainer:
         return int(self.state["first_bad"]) or None
 
     def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
-        whole, right = self._scorer(chunk.a.shape)(self.state["params"], *self._on_device(chunk))
+        whole, right = self._scorer(chunk.a.shape)(self.state["params"], chunk.a, chunk.b, chunk.target,
+                                                   chunk.h0)
         return np.asarray(whole), np.asarray(right)
 
     def params(self) -> Params:
@@ -222,21 +225,20 @@ class SeedGroup:
             self._scalars = jax.device_get({k: self.state[k] for k in ("loss", "first_bad")})
         return self._scalars
 
-    def _on_device(self, batches: list[Batch]) -> tuple[jax.Array, ...]:
-        stacked = (np.stack([getattr(b, f) for b in batches]) for f in ("a", "b", "target", "h0"))
-        return jax.device_put(tuple(stacked), self.views[0].device)
+    def _stacked(self, batches: list[Batch]) -> tuple[np.ndarray, ...]:
+        return tuple(np.stack([getattr(b, f) for b in batches]) for f in ("a", "b", "target", "h0"))
 
     def compile(self, batches: list[Batch]) -> float:
         cfg = self.views[0].cfg
         start, before = time.perf_counter(), runtime.CACHE_EVENTS.copy()
-        self._train_step = self._train_step.lower(self.state, *self._on_device(batches)).compile()
+        self._train_step = self._train_step.lower(self.state, *self._stacked(batches)).compile()
         self.views[0]._scorer((eval_chunk_size(cfg), cfg.positions))
         for view in self.views:
             view.compile_cache = runtime.cache_outcome(before)
         return time.perf_counter() - start
 
     def step(self, batches: list[Batch]) -> None:
-        self.state = self._train_step(self.state, *self._on_device(batches))
+        self.state = self._train_step(self.state, *self._stacked(batches))  # as Trainer.step
         self._slices.clear()
         self._scalars = None
 

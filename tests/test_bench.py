@@ -32,6 +32,7 @@ def test_bench_measures_both_backends(tmp_path):
     rows = [r for r in rows if r["backend"] != "jax-vmap"]
     for r in rows:
         assert r["steps_per_s"] > 0 and 0 < r["efficiency"] <= 1.5 and r["solve_step"]
+        assert r["e2e_steps_per_s"] > 0 and r["plain_steps_per_s"] > 0  # what a run gets; the baseline
     jax_row = next(r for r in rows if r["backend"] == "jax")
     assert jax_row["compile_cold_s"] > 0 and jax_row["compile_warm_s"] is not None
 
@@ -62,3 +63,13 @@ def test_an_error_in_the_table_keeps_its_brackets():
     print_tables(Console(file=buf, width=400), [{"case": "canonical", "threads": 1, "backend": "jax",
                                                  "error": message}])
     assert "jax[cuda13]?)" in buf.getvalue()
+
+
+def test_timed_arms_take_turns_block_by_block():
+    from compare.bench import _time_arms
+
+    calls = []
+    arm = lambda name: (lambda i: calls.append((name, i)), lambda: calls.append((name, "sync")))  # noqa: E731
+    times = _time_arms({"a": arm("a"), "b": arm("b")}, blocks=2, block_steps=2)
+    assert [len(t) for t in times.values()] == [2, 2]
+    assert calls == [("a", 0), ("a", 1), ("a", "sync"), ("b", 0), ("b", 1), ("b", "sync")] * 2
