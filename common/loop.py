@@ -26,7 +26,8 @@ _PROBE_SEQUENCES = 1000  # held-out sequences whose hidden states the probe sees
 class Trainer(Protocol):
     """What each backend's `train.Trainer` provides (same names in jax_impl and torch_impl)."""
 
-    # After compile: 'hit' when every program came from a persistent compilation cache,
+    # After compile: 'memory' when this process had compiled the config's programs already (for
+    # another seed), 'hit' when every program came from a persistent compilation cache,
     # 'compiled' otherwise; None where nothing is compiled (eager PyTorch).
     compile_cache: str | None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import math
@@ -288,9 +289,9 @@ def time_section(records: list[dict[str, Any]]) -> list[str]:
         share = [1 / r["timing"].get("runs_in_program", 1) for r in timed]
         wall = sum(r["wall_s"] * k for r, k in zip(timed, share))
         phases = [sum((r["timing"].get(key) or 0) * k for r, k in zip(timed, share)) for key, _ in _PHASES]
-        hits = sum(r["timing"].get("compile_cache") == "hit" for r in timed)
-        compiled = sum(r["timing"].get("compile_cache") == "compiled" for r in timed)
+        outcomes = collections.Counter(r["timing"].get("compile_cache") for r in timed)
+        hits, compiled = outcomes["hit"] + outcomes["memory"], outcomes["compiled"]
+        cache = f"{hits} of {hits + compiled}" + (f" ({outcomes['memory']} in memory)" if outcomes["memory"] else "")
         lines.append(f"| {backend} | {len(timed)} | {wall:.1f} | " + " | ".join(f"{x:.1f}" for x in phases)
-                     + f" | {wall - sum(phases):.1f} | " + (f"{hits} of {hits + compiled}" if hits + compiled else "–")
-                     + " |")
+                     + f" | {wall - sum(phases):.1f} | " + (cache if hits + compiled else "–") + " |")
     return lines + [""] if shown else []

@@ -71,3 +71,24 @@ def test_a_5000_digit_step(backend):
     cfg = Config(data="uniform", digits=5000, batch_size=8, steps=2, eval_every=2, eval_size=8)
     run = train(backend, cfg)
     assert run["status"] == "ok" and 0 <= run["curve"][-1]["digit_acc"] <= 1
+
+
+def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
+    """A warm worker compiles a config once for all its seeds (jax_impl.train._PROGRAMS); the
+    reused program must train a seed exactly as a freshly compiled one does."""
+    from jax_impl import train as jax_train
+
+    cfg = Config(steps=20, eval_every=10, eval_size=100, device="cpu", threads=1, h0="randn")
+    seed1 = cfg.replace(seed=1)
+    scores = lambda record: [(p["step"], p["loss"], p["exact_acc"], p["digit_acc"]) for p in record["curve"]]  # noqa: E731
+    jax_train._PROGRAMS.clear()
+    fit(cfg, jax_train.Trainer(cfg))
+    reused = jax_train.Trainer(seed1)
+    reused_scores = scores(fit(seed1, reused))
+    assert reused.compile_cache == "memory"
+    jax_train._PROGRAMS.clear()
+    fresh = jax_train.Trainer(seed1)
+    assert scores(fit(seed1, fresh)) == reused_scores and fresh.compile_cache != "memory"
+    other = jax_train.Trainer(seed1.replace(hidden=32))  # another config compiles its own
+    fit(seed1.replace(hidden=32), other)
+    assert other.compile_cache != "memory"
