@@ -27,25 +27,34 @@ def flax_path(name: str) -> tuple[str, str]:
     return f"layer{layer}", f"{part}_{'kernel' if which == 'weight' else 'bias'}"
 
 
-def _layout(cfg: Config):
+def _layout(names):
     """(neutral name, Flax path, transposed?): weights are (out, in) in PyTorch, (in, out) here."""
-    return [(name, flax_path(name), "weight" in name and name != "embedding.weight")
-            for name in param_shapes(cfg)]
+    return [(name, flax_path(name), "weight" in name and name != "embedding.weight") for name in names]
 
 
 def load_params(cfg: Config, params: Params) -> dict[str, Any]:
     """The Flax `params` collection holding exactly these neutral arrays (host numpy arrays:
     the caller moves them to its device)."""
+    return to_tree(params, param_shapes(cfg))
+
+
+def export_params(cfg: Config, tree: dict[str, Any]) -> Params:
+    return from_tree(tree, param_shapes(cfg))
+
+
+def to_tree(params: Params, names) -> dict[str, Any]:
+    """The Flax tree of the neutral arrays `names` of `params` (any workload's)."""
     tree: dict[str, dict[str, Any]] = {}
-    for name, (module, leaf), transposed in _layout(cfg):
+    for name, (module, leaf), transposed in _layout(names):
         value = params[name].T if transposed else params[name]
         tree.setdefault(module, {})[leaf] = np.ascontiguousarray(value)
     return tree
 
 
-def export_params(cfg: Config, tree: dict[str, Any]) -> Params:
+def from_tree(tree: dict[str, Any], names) -> Params:
+    """The neutral arrays `names` read back from a Flax tree."""
     out = {}
-    for name, (module, leaf), transposed in _layout(cfg):
+    for name, (module, leaf), transposed in _layout(names):
         value = np.asarray(tree[module][leaf])
         out[name] = np.ascontiguousarray(value.T if transposed else value)
     return out

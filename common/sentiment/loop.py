@@ -1,0 +1,101 @@
+"""The sentiment training loop, written once for both backends (as common/loop.py for the adder):
+batch k is `dataset.train_batch(data, seed, k)`, the whole test split is scored every
+`eval_every` steps, and timing follows the adder's rules (the host waits for the device only at
+evals and once after step 1; compiling is timed apart from the steps).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from common.sentiment.config import TextConfig
+from common.sentiment.dataset import TextData, eval_batches, padded_width, train_batch
+from common.threads import CoreWatch
+
+
+def widths(cfg: TextConfig, data: TextData) -> tuple[list[int], list[int]]:
+    """Batch widths the run can meet: any text's length may be the longest of its batch (train),
+    and those the test split's fixed batches have (eval)."""
+    train = sorted({padded_width(int(n)) for n in np.unique(data.train.lengths)})
+    test = sorted({batch.ids.shape[1] for batch, _ in eval_batches(data, cfg.eval_batch)})
+    return train, test
+
+
+def evaluate(cfg: TextConfig, trainer, data: TextData) -> tuple[float, float]:
+    """(accuracy, mean loss) over the whole test split."""
+    right = loss = 0.0
+    for batch, valid in eval_batches(data, cfg.eval_batch):
+        r, losses = trainer.score(batch)
+        right += float(np.asarray(r)[:valid].sum())
+        loss += float(np.asarray(losses)[:valid].sum())
+    return right / len(data.test), loss / len(data.test)
+
+
+def fit(cfg: TextConfig, trainer, data: TextData,
+        on_step: Callable[[int], None] | None = None,
+        on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train for cfg.steps; status, curve (step, loss, test_acc, test_loss, elapsed_s, train_s)
+    and timing, with the adder's timing fields."""
+    t0 = time.perf_counter()
+    compile_s = trainer.compile(*widths(cfg, data))
+    curve: list[dict[str, Any]] = []
+    per_step: list[float] = []
+    train_s = first_step_s = eval_s = 0.0
+    status, diverged_step = "ok", None
+    mark, last_step = time.perf_counter(), 0
+    for step in range(1, cfg.steps + 1):
+        trainer.step(train_batch(data, cfg.seed, step, cfg.batch_size))
+        if on_step:
+            on_step(step)
+        if step == 1:
+            trainer.loss()  # warm-up reported apart from the steady state
+            first_step_s = train_s = time.perf_counter() - mark
+            mark, last_step = time.perf_counter(), 1
+            watch = CoreWatch()
+        if step % cfg.eval_every and step != cfg.steps:
+            continue
+        loss = trainer.loss()
+        now = time.perf_counter()
+        if step > last_step:
+            per_step.append((now - mark) / (step - last_step))
+            train_s += now - mark
+        diverged_step = trainer.nonfinite_step()
+        if diverged_step is not None:
+            status = "diverged"
+            break
+        start = time.perf_counter()
+        test_acc, test_loss = evaluate(cfg, trainer, data)
+        eval_s += time.perf_counter() - start
+        curve.append({"step": step, "loss": loss, "test_acc": test_acc, "test_loss": test_loss,
+                      "elapsed_s": time.perf_counter() - t0, "train_s": train_s + (compile_s or 0.0)})
+        if on_eval:
+            on_eval(curve[-1])
+        mark, last_step = time.perf_counter(), step
+    step_s = statistics.median(per_step) if per_step else first_step_s
+    best = max(curve, key=lambda p: p["test_acc"], default=None)
+    near = next((p for p in curve if best and p["test_acc"] >= best["test_acc"] - 0.01), None)
+    return {
+        "status": status,
+        "diverged_step": diverged_step,
+        "curve": curve,
+        "best": {"test_acc": best["test_acc"], "step": best["step"],
+                 "step_within_1_point": near["step"]} if best else None,
+        "timing": {
+            "compile_s": compile_s,
+            "compile_cache": trainer.compile_cache,
+            "first_step_s": first_step_s,
+            "step_s_median": step_s,
+            "steps_per_s": 1 / step_s if step_s > 0 else None,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "total_s": time.perf_counter() - t0,
+            "runs_in_program": 1,
+            "run_steps_per_s": 1 / step_s if step_s > 0 else None,
+            "contention": watch.others_share(),
+        },
+    }

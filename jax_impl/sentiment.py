@@ -1,0 +1,195 @@
+"""JAX sentiment classifier, parameterised exactly as torch_impl.sentiment: the same embedding,
+cells (jax_impl.model.cell_update: two biases, PyTorch gate order) and head. Where PyTorch packs
+each text to its real length, this scans the padded batch under `jit` with a length mask that
+freezes each text's state after its last token, so the final state is the one at its last real
+token whatever the padding. One program per batch width (common.sentiment.dataset.padded_width),
+compiled ahead of time by `compile`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from common.params import GATES, Params
+from common.sentiment.config import TextConfig
+from common.sentiment.dataset import TextBatch
+from common.sentiment.params import init_params, param_shapes
+from jax_impl import runtime
+from jax_impl.model import _stacked_orthogonal, cell_update
+from jax_impl.params import from_tree, to_tree
+from jax_impl.train import make_optimizer
+
+State = dict[str, Any]
+
+
+class MaskedLayer(nn.Module):
+    """One recurrent layer over a padded batch: the state stops moving after each text's end."""
+
+    cell: str
+    hidden: int
+    activation: str
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, xs: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """xs: (time, batch, in); mask: (time, batch) True on real tokens -> outputs, final state."""
+        rows = GATES[self.cell] * self.hidden
+        p = lambda name, init, shape: self.param(name, init, shape, self.dtype)  # noqa: E731
+        ih_kernel = p("ih_kernel", nn.initializers.lecun_normal(), (xs.shape[-1], rows))
+        hh_kernel = p("hh_kernel", _stacked_orthogonal(GATES[self.cell]), (self.hidden, rows))
+        ih_bias = p("ih_bias", nn.initializers.zeros, (rows,))
+        hh_bias = p("hh_bias", nn.initializers.zeros, (rows,))
+        x_proj = xs @ ih_kernel  # every position at once: it does not depend on the state
+
+        def step(state, inputs):
+            x_proj_t, real = inputs
+            new = cell_update(self.cell, self.activation, state, x_proj_t + ih_bias,
+                              state[0] @ hh_kernel + hh_bias)
+            state = jnp.where(real[None, :, None], new, state)
+            return state, state[0]
+
+        parts = 2 if self.cell == "lstm" else 1
+        state0 = jnp.zeros((parts, xs.shape[1], self.hidden), self.dtype)
+        final, ys = jax.lax.scan(step, state0, (x_proj, mask))
+        return ys, final
+
+
+def real_tokens(width: int, lengths: jax.Array) -> jax.Array:
+    """(time, batch) mask: True where a position holds one of its text's tokens."""
+    return jnp.arange(width)[:, None] < lengths[None, :]
+
+
+class Classifier(nn.Module):
+    cfg: TextConfig
+    vocab: int
+    dim: int
+
+    @nn.compact
+    def __call__(self, ids: jax.Array, lengths: jax.Array) -> jax.Array:
+        """ids: (batch, width) token ids; lengths: (batch,). Logits (batch,)."""
+        cfg, dtype = self.cfg, jnp.dtype(self.cfg.dtype)
+        x = nn.Embed(self.vocab, self.dim, dtype=dtype, param_dtype=dtype, name="embedding")(ids.T)
+        mask = real_tokens(ids.shape[1], lengths)
+        for k in range(cfg.layers):
+            x, final = MaskedLayer(cfg.cell, cfg.hidden, cfg.activation, dtype, name=f"layer{k}")(x, mask)
+        return nn.Dense(1, dtype=dtype, param_dtype=dtype, name="head")(final[0])[:, 0]
+
+
+def loss_fn(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
+
+
+def _split(cfg: TextConfig, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(trained, frozen): the embedding is frozen unless cfg.train_embedding."""
+    frozen = {} if cfg.train_embedding else {"embedding": params["embedding"]}
+    return {k: v for k, v in params.items() if k not in frozen}, frozen
+
+
+class Trainer:
+    """The sentiment workload's trainer; the same methods as torch_impl.sentiment.Trainer."""
+
+    def __init__(self, cfg: TextConfig, embedding: np.ndarray):
+        self.cfg = cfg
+        self.device = runtime.configure(cfg)
+        self.model = Classifier(cfg, *embedding.shape)
+        self._names = list(param_shapes(cfg, *embedding.shape))
+        if cfg.init == "shared":
+            tree = to_tree(init_params(cfg, embedding), self._names)
+        else:
+            ids = jnp.zeros((1, 1), jnp.int32)
+            tree = jax.device_get(self.model.init(jax.random.PRNGKey(cfg.seed), ids, jnp.ones(1, jnp.int32))["params"])
+            tree["embedding"] = {"embedding": np.asarray(embedding, cfg.dtype)}
+        trained, frozen = _split(cfg, jax.device_put(tree, self.device))
+        optimizer = make_optimizer(cfg)
+        self.state: State = {"params": trained, "frozen": frozen, "opt_state": optimizer.init(trained),
+                             "step": jnp.zeros((), jnp.int32), "first_bad": jnp.zeros((), jnp.int32),
+                             "loss": jnp.zeros((), cfg.dtype)}
+        self.state = jax.device_put(self.state, self.device)
+
+        def loss_of(trained, frozen, ids, lengths, labels):
+            logits = self.model.apply({"params": {**trained, **frozen}}, ids, lengths)
+            return loss_fn(logits, labels.astype(logits.dtype))
+
+        def train_step(state: State, ids, lengths, labels) -> State:
+            loss, grads = jax.value_and_grad(loss_of)(state["params"], state["frozen"], ids, lengths, labels)
+            updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+            step = state["step"] + 1
+            newly_bad = (state["first_bad"] == 0) & ~jnp.isfinite(loss)
+            return {"params": optax.apply_updates(state["params"], updates), "frozen": state["frozen"],
+                    "opt_state": opt_state, "step": step,
+                    "first_bad": jnp.where(newly_bad, step, state["first_bad"]), "loss": loss}
+
+        def score(trained, frozen, ids, lengths, labels):
+            logits = self.model.apply({"params": {**trained, **frozen}}, ids, lengths)
+            labels = labels.astype(logits.dtype)
+            return (logits > 0) == (labels > 0.5), optax.sigmoid_binary_cross_entropy(logits, labels)
+
+        self._train_jit = jax.jit(train_step, donate_argnums=0)
+        self._score_jit = jax.jit(score)
+        self._loss_and_grads = jax.jit(jax.value_and_grad(loss_of))
+        self._logits = jax.jit(lambda trained, frozen, ids, lengths: self.model.apply(
+            {"params": {**trained, **frozen}}, ids, lengths))
+        self._programs: dict[tuple[str, int, int], Any] = {}  # (kind, rows, width) -> compiled
+        self.compile_cache: str | None = None
+
+    def _program(self, kind: str, rows: int, width: int):
+        """The compiled train step or scorer for batches of (rows, width), compiled once."""
+        key = (kind, rows, width)
+        if key not in self._programs:
+            ids = jax.ShapeDtypeStruct((rows, width), jnp.int32)
+            vector = jax.ShapeDtypeStruct((rows,), jnp.int32)
+            if kind == "train":
+                lowered = self._train_jit.lower(self.state, ids, vector, vector)
+            else:
+                lowered = self._score_jit.lower(self.state["params"], self.state["frozen"], ids, vector, vector)
+            self._programs[key] = lowered.compile()
+        return self._programs[key]
+
+    def compile(self, train_widths: list[int], eval_widths: list[int]) -> float:
+        """Compile the train step and the scorer for every batch width the run will meet."""
+        start, before = time.perf_counter(), runtime.CACHE_EVENTS.copy()
+        for width in train_widths:
+            self._program("train", self.cfg.batch_size, width)
+        for width in eval_widths:
+            self._program("score", self.cfg.eval_batch, width)
+        self.compile_cache = runtime.cache_outcome(before)
+        return time.perf_counter() - start
+
+    def step(self, batch: TextBatch) -> None:
+        program = self._program("train", *batch.ids.shape)
+        self.state = program(self.state, batch.ids, batch.lengths, batch.labels)
+
+    def loss(self) -> float:
+        return float(jax.block_until_ready(self.state["loss"]))
+
+    def nonfinite_step(self) -> int | None:
+        return int(self.state["first_bad"]) or None
+
+    def score(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: whether the prediction is right, and its loss."""
+        program = self._program("score", *batch.ids.shape)
+        right, losses = program(self.state["params"], self.state["frozen"], batch.ids, batch.lengths, batch.labels)
+        return np.asarray(right), np.asarray(losses)
+
+    def params(self) -> Params:
+        return from_tree({**self.state["params"], **self.state["frozen"]}, self._names)
+
+    def logits(self, batch: TextBatch) -> np.ndarray:
+        return np.asarray(self._logits(self.state["params"], self.state["frozen"], batch.ids, batch.lengths))
+
+    def gradients(self, batch: TextBatch) -> tuple[float, Params]:
+        """Loss and the trained parameters' gradients (neutral names), updating nothing."""
+        loss, grads = self._loss_and_grads(self.state["params"], self.state["frozen"], batch.ids,
+                                           batch.lengths, batch.labels)
+        names = [n for n in self._names if self.cfg.train_embedding or n != "embedding.weight"]
+        return float(loss), from_tree(grads, names)
+
+    def env(self) -> dict:
+        return runtime.describe(self.device)

@@ -1,0 +1,98 @@
+"""jax_impl.sentiment and torch_impl.sentiment: the same weights and batches give the same
+logits, loss, gradients and training, whatever the padding; and the checks can fail."""
+
+import numpy as np
+import pytest
+
+from common.sentiment.config import TextConfig
+from common.sentiment.dataset import TextBatch, padded_width
+from compare.equivalence import BOUNDS, VARIANTS, relative
+from jax_impl import sentiment as jax_sentiment
+from torch_impl import sentiment as torch_sentiment
+
+VOCAB, DIM = 60, 16
+
+
+def _embedding() -> np.ndarray:
+    matrix = np.random.default_rng(0).standard_normal((VOCAB, DIM)).astype(np.float32)
+    matrix[0] = 0  # <pad>
+    return matrix
+
+
+def _batch(seed: int = 1, n: int = 8, longest: int = 30, extra_pad: int = 0) -> TextBatch:
+    """Mixed lengths 1..longest, in no particular order, padded past the ladder width if asked."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, longest + 1, n).astype(np.int32)
+    ids = np.zeros((n, padded_width(int(lengths.max())) + extra_pad), np.int32)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(2, VOCAB, length)
+    return TextBatch(ids, lengths, rng.integers(0, 2, n).astype(np.int32))
+
+
+def _pair(cfg):
+    return jax_sentiment.Trainer(cfg, _embedding()), torch_sentiment.Trainer(cfg, _embedding())
+
+
+def _config(variant: str, layers: int, dtype: str, **changes) -> TextConfig:
+    return TextConfig(**VARIANTS[variant], layers=layers, hidden=12, dtype=dtype, batch_size=8,
+                      eval_batch=8, device="cpu", threads=1, train_embedding=True, **changes)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_backends_agree_on_logits_loss_and_every_gradient(variant, layers, dtype):
+    bounds = BOUNDS[dtype]
+    jax_trainer, torch_trainer = _pair(_config(variant, layers, dtype))
+    batch = _batch()
+    assert np.abs(jax_trainer.logits(batch) - torch_trainer.logits(batch)).max() <= bounds.logits
+    (jax_loss, jax_grads), (torch_loss, torch_grads) = jax_trainer.gradients(batch), torch_trainer.gradients(batch)
+    assert abs(jax_loss - torch_loss) <= bounds.grads * abs(torch_loss)
+    assert jax_grads.keys() == torch_grads.keys() and "embedding.weight" in torch_grads
+    for name, reference in torch_grads.items():
+        assert relative(jax_grads[name], reference) <= bounds.grads, name
+
+
+@pytest.mark.parametrize("backend", [jax_sentiment, torch_sentiment], ids=["jax", "torch"])
+def test_padding_and_batch_mates_change_no_logit(backend):
+    trainer = backend.Trainer(_config("lstm", 2, "float32"), _embedding())
+    batch = _batch()
+    reference = trainer.logits(batch)
+    padded = _batch(extra_pad=40)  # the same texts with 40 more pad columns
+    np.testing.assert_allclose(trainer.logits(padded), reference, rtol=0, atol=1e-6)
+    alone = [trainer.logits(TextBatch(batch.ids[i:i + 1], batch.lengths[i:i + 1], batch.labels[i:i + 1]))[0]
+             for i in range(len(batch))]
+    np.testing.assert_allclose(alone, reference, rtol=0, atol=1e-6)
+
+
+def test_backends_train_alike_and_keep_a_frozen_embedding():
+    cfg = TextConfig(cell="gru", hidden=12, batch_size=8, lr=1e-2, device="cpu", threads=1)
+    jax_trainer, torch_trainer = _pair(cfg)
+    for k in range(20):
+        batch = _batch(seed=k)
+        jax_trainer.step(batch)
+        torch_trainer.step(batch)
+    assert abs(jax_trainer.loss() - torch_trainer.loss()) <= BOUNDS["float32"].trajectory * torch_trainer.loss()
+    jax_params, torch_params = jax_trainer.params(), torch_trainer.params()
+    for name, reference in torch_params.items():
+        assert relative(jax_params[name], reference) <= BOUNDS["float32"].params, name
+    for params in (jax_params, torch_params):
+        np.testing.assert_array_equal(params["embedding.weight"], _embedding())  # frozen by default
+    assert relative(torch_params["rnn.weight_hh_l0"], _pair(cfg)[1].params()["rnn.weight_hh_l0"]) > 1e-3
+
+
+# The checks must be able to fail.
+
+def test_taking_the_last_padded_state_is_caught(monkeypatch):
+    """JAX scanning every pad position (no mask) ends on the last *padded* state: caught."""
+    jax_trainer, torch_trainer = _pair(_config("gru", 1, "float32"))
+    monkeypatch.setattr(jax_sentiment, "real_tokens", lambda width, lengths: np.ones((width, len(lengths)), bool))
+    batch = _batch()
+    assert np.abs(jax_trainer.logits(batch) - torch_trainer.logits(batch)).max() > 100 * BOUNDS["float32"].logits
+
+
+def test_an_embedding_off_by_one_row_is_caught():
+    jax_trainer, torch_trainer = _pair(_config("rnn-tanh", 1, "float32"))
+    batch = _batch()
+    shifted = TextBatch(np.where(batch.ids > 0, batch.ids - 1, 0), batch.lengths, batch.labels)
+    assert np.abs(jax_trainer.logits(shifted) - torch_trainer.logits(batch)).max() > 100 * BOUNDS["float32"].logits

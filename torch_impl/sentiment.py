@@ -1,0 +1,130 @@
+"""PyTorch sentiment classifier: the lab's model. nn.Embedding over pretrained vectors, a stacked
+nn.RNN/LSTM/GRU over each text's real tokens (a PackedSequence: cuDNN's variable-length path on
+a GPU), the last layer's state at each text's last token, Linear(hidden, 1); binary
+cross-entropy on the logit; Adam (optionally MultiStepLR), as the adder."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from common.params import Params
+from common.sentiment.config import TextConfig
+from common.sentiment.dataset import TextBatch
+from common.sentiment.params import init_params
+from torch_impl import runtime
+from torch_impl.params import export_params, load_params
+
+_RNNS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class Classifier(nn.Module):
+    """Attribute names are the neutral parameter names (embedding.*, rnn.*, head.*)."""
+
+    def __init__(self, cfg: TextConfig, vocab: int, dim: int):
+        super().__init__()
+        self.cell = cfg.cell
+        self.embedding = nn.Embedding(vocab, dim)
+        self.embedding.weight.requires_grad_(cfg.train_embedding)
+        extra = {"nonlinearity": cfg.activation} if cfg.cell == "rnn" else {}
+        self.rnn = _RNNS[cfg.cell](dim, cfg.hidden, cfg.layers, **extra)
+        self.head = nn.Linear(cfg.hidden, 1)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids: (batch, width) token ids; lengths: (batch,) int64 on the CPU. Logits (batch,)."""
+        packed = pack_padded_sequence(self.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
+        _, final = self.rnn(packed)  # the state after each text's last real token
+        h = final[0] if self.cell == "lstm" else final  # (layers, batch, hidden)
+        return self.head(h[-1]).squeeze(-1)
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+class Trainer:
+    """The sentiment workload's trainer; the same methods as jax_impl.sentiment.Trainer."""
+
+    def __init__(self, cfg: TextConfig, embedding: np.ndarray):
+        self.cfg = cfg
+        self.device = runtime.configure(cfg)
+        torch.manual_seed(cfg.seed)  # native init draws from torch's own generator
+        self.model = Classifier(cfg, *embedding.shape).to(device=self.device, dtype=getattr(torch, cfg.dtype))
+        if cfg.init == "shared":
+            load_params(self.model, init_params(cfg, embedding))
+        else:
+            with torch.no_grad():
+                self.model.embedding.weight.copy_(torch.from_numpy(embedding))
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(trained, lr=cfg.lr, fused=True)
+        self.sched = (torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), gamma=cfg.decay)
+                      if cfg.schedule == "multistep" else None)
+        self.step_count = 0
+        self.last_loss = torch.zeros((), device=self.device)
+        self.first_bad = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.compile_cache: str | None = None  # eager: nothing is compiled
+
+    def _on_device(self, batch: TextBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids = torch.from_numpy(batch.ids).to(self.device, non_blocking=True)
+        labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True).to(getattr(torch, self.cfg.dtype))
+        return ids, torch.from_numpy(batch.lengths).long(), labels  # pack_padded_sequence wants lengths on the CPU
+
+    def compile(self, train_widths: list[int], eval_widths: list[int]) -> float | None:
+        return None  # eager: nothing to compile
+
+    def step(self, batch: TextBatch) -> None:
+        ids, lengths, labels = self._on_device(batch)
+        self.model.train()
+        loss = loss_fn(self.model(ids, lengths), labels)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.sched:
+            self.sched.step()
+        self.step_count += 1
+        self.last_loss = loss.detach()
+        newly_bad = (self.first_bad == 0) & ~torch.isfinite(self.last_loss)
+        self.first_bad = torch.where(newly_bad, self.step_count, self.first_bad)
+
+    def loss(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return float(self.last_loss)
+
+    def nonfinite_step(self) -> int | None:
+        return int(self.first_bad) or None
+
+    @torch.no_grad()
+    def score(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: whether the prediction is right, and its loss."""
+        ids, lengths, labels = self._on_device(batch)
+        self.model.eval()
+        logits = self.model(ids, lengths)
+        right = (logits > 0) == (labels > 0.5)
+        losses = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        return right.cpu().numpy(), losses.cpu().numpy()
+
+    def params(self) -> Params:
+        return export_params(self.model)
+
+    @torch.no_grad()
+    def logits(self, batch: TextBatch) -> np.ndarray:
+        ids, lengths, _ = self._on_device(batch)
+        return self.model(ids, lengths).cpu().numpy()
+
+    def gradients(self, batch: TextBatch) -> tuple[float, Params]:
+        """Loss and the trained parameters' gradients (neutral names), updating nothing."""
+        ids, lengths, labels = self._on_device(batch)
+        self.model.zero_grad(set_to_none=True)
+        loss = loss_fn(self.model(ids, lengths), labels)
+        loss.backward()
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in self.model.named_parameters()
+                 if p.grad is not None}
+        self.model.zero_grad(set_to_none=True)
+        return float(loss.detach()), grads
+
+    def env(self) -> dict:
+        return runtime.describe(self.device)
