@@ -1,7 +1,8 @@
 """The command line both backends share: `python -m jax_impl …` and `python -m torch_impl …`.
 
 Flags are defined once, from the Config fields. Bad input of any kind (flags, config file,
---out) ends in one line on stderr and exit status 2, before anything is written or trained.
+--out) ends in one line on stderr and exit status 2, before anything is written or trained
+(common/app.py: the rules every command of the project shares).
 """
 
 from __future__ import annotations
@@ -9,25 +10,24 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import gc
-import importlib
 import json
 import os
 import platform
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from absl import app, flags
+from absl import flags
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from common import backends, memory
+from common.app import check_writable, fail, run_app
 from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import WriteFailed, write_atomic
-from common import memory
 from common.loop import Alone, fit_lockstep
+from common.records import error_record, run_record
 from common.threads import host_threads, pin_threads, thread_policy
 
 FLAGS = flags.FLAGS
@@ -89,18 +89,6 @@ def define_flags() -> None:
     flags.DEFINE_string("out", None, "write the run record (JSON) to this file")
 
 
-def fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:  # several failed validators give several lines
-        fail("; ".join(line.strip() for line in str(e).splitlines() if line.strip()))
-
-
 def config_from_flags() -> Config:
     base: dict[str, Any] = {}
     if FLAGS.config:
@@ -121,38 +109,6 @@ def config_from_flags() -> Config:
             except ValueError:
                 raise ConfigError(f"{name}={','.join(base[name])}: must be whole numbers") from None
     return Config.from_dict(base)
-
-
-def check_writable(path: str, flag: str = "--out") -> Path:
-    """Fail now, not after the work, if the file cannot be written (leaves no file behind)."""
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(f"{flag}={path}: is a directory")
-    try:
-        with tempfile.NamedTemporaryFile(dir=target.parent or ".", prefix=".probe-"):
-            pass
-    except OSError as e:
-        raise ConfigError(f"{flag}={path}: cannot write there ({e.strerror})") from None
-    return target
-
-
-def check_out_dir(path: Path, flag: str = "--out") -> Path:
-    """Fail now, not after the work, if `path` cannot become a folder of outputs; creates nothing
-    (a refused command leaves no trace)."""
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            raise ConfigError(f"{flag}={path}: exists and is not a directory")
-        try:
-            with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
-                pass
-        except OSError as e:
-            raise ConfigError(f"{flag}={path}: cannot write there ({e.strerror})") from None
-        return path
-    parent = next(p for p in path.absolute().parents if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag}={path}: cannot create it ({parent} is not a writable directory)")
-    return path
 
 
 def train_with_progress(cfgs: list[Config], group, console: Console) -> list[dict[str, Any]]:
@@ -206,10 +162,10 @@ def start_backend(backend: str, cfg: Config, seeds: int = 1):
     config fit in the memory of the device it picked (ConfigError if not). Returns (train module,
     cores)."""
     cores = pin_threads(host_threads(cfg))
-    runtime = importlib.import_module(f"{backend}_impl.runtime")
+    runtime = backends.module(backend, "runtime")
     runtime.configure_process(cfg)
     memory.check(cfg, seeds, device_free=runtime.free_device_memory(cfg))
-    return importlib.import_module(f"{backend}_impl.train"), cores
+    return backends.module(backend, "train"), cores
 
 
 def process_age() -> float:
@@ -220,13 +176,6 @@ def process_age() -> float:
     with open("/proc/uptime") as f:
         uptime = float(f.read().split()[0])
     return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-
-
-def error_records(backend: str, cfgs: list[Config], message: str) -> list[dict[str, Any]]:
-    """The records of runs that produced nothing but an error (one per seed)."""
-    return [{"backend": backend, "config": c.to_dict(), "status": "error", "error": message,
-             "diverged_step": None, "curve": [], "timing": None, "env": None,
-             "final": {"step": None, "loss": None, "exact_acc": None, "digit_acc": None}} for c in cfgs]
 
 
 def _one_line(e: BaseException) -> str:
@@ -258,57 +207,10 @@ def run(backend: str, cfg: Config, console: Console, seeds: int = 1,
                "python": platform.python_version(), "host": platform.node()}
         results = train_with_progress(cfgs, group, console)
         for result in results:
-            result["error"] = None
             result["timing"].update(startup_s=startup_s, build_s=build_s)
     except Exception as e:  # a crash mid-run still yields records saying so
-        results = [{"status": "error", "error": _one_line(e), "diverged_step": None,
-                    "curve": [], "timing": None} for _ in cfgs]
-    records = []
-    for c, result in zip(cfgs, results):
-        last = result["curve"][-1] if result["curve"] else None
-        records.append({"backend": backend, "config": c.to_dict(), "started_at": started, "env": env,
-                        **result, "final": {k: last[k] if last else None
-                                            for k in ("step", "loss", "exact_acc", "digit_acc")}})
-    return records
-
-
-def run_app(main: Callable[[list[str]], None], define: Callable[[], None],
-            interrupted: str = "interrupted", may_be_empty: Iterable[str] = ()) -> None:
-    """absl's app.run, with the rules every entry point of the project shares:
-
-    - bad flags, stray positional arguments and empty values of the program's own flags
-      (`--out ''`, `--cases ''`; except those in `may_be_empty`) are one line, exit status 2,
-      before anything runs;
-    - an output that cannot be written (disk full, folder gone) is one line naming the file, and
-      memory that runs out, or any other I/O failure, one line too: exit status 1;
-    - Ctrl-C is the one line `interrupted`, exit status 130.
-    """
-    before = set(FLAGS)
-    define()
-    ours = sorted(set(FLAGS) - before - set(may_be_empty))
-
-    def checked_main(argv: list[str]) -> None:
-        if len(argv) > 1:
-            fail(f"unexpected argument {argv[1]!r} (flags look like --name=value)")
-        for name in ours:
-            if FLAGS[name].present and FLAGS[name].value in ("", []):
-                fail(f"--{name}='': needs a value")
-        try:
-            main(argv)
-        except KeyboardInterrupt:
-            print(interrupted, file=sys.stderr)
-            sys.exit(130)
-        except WriteFailed as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(1)
-        except MemoryError as e:
-            print(f"error: out of memory{': ' + str(e) if str(e) else ''}", file=sys.stderr)
-            sys.exit(1)
-        except OSError as e:  # any other I/O failure the program did not name itself
-            print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-            sys.exit(1)
-
-    app.run(checked_main, flags_parser=parse_flags)
+        return [error_record(backend, c, _one_line(e), started, env) for c in cfgs]
+    return [run_record(backend, c, result, started, env) for c, result in zip(cfgs, results)]
 
 
 # A worker's exit status when it trained but could not write its run record (disk full, folder
@@ -346,13 +248,13 @@ def serve(backend: str, cfg: Config) -> None:
         with open(request["log"], "w") as log:
             console = Console(file=log, highlight=False, width=120)
             if (host_threads(run_cfg), run_cfg.device) != pinned:
-                records = error_records(backend, cfgs, f"worker pinned for {pinned} got a run for "
-                                                       f"{(host_threads(run_cfg), run_cfg.device)}")
+                records = [error_record(backend, c, f"worker pinned for {pinned} got a run for "
+                                                    f"{(host_threads(run_cfg), run_cfg.device)}") for c in cfgs]
             else:
                 try:
                     records = run(backend, run_cfg, console, seeds, requested_at)
                 except ConfigError as e:  # does not fit this GPU, say
-                    records = error_records(backend, cfgs, f"refused: {e}")
+                    records = [error_record(backend, c, f"refused: {e}") for c in cfgs]
             for record in records:
                 console.print(summarise(record))
         try:

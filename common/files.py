@@ -3,7 +3,7 @@
 Whole files (reports, JSON, PNGs) are written beside their target and renamed over it: a reader
 sees the old file or the whole new one. Records are appended one fsync'd line at a time, and a
 line the disk could not take is cut back off. Every failure is a `WriteFailed` naming the file
-and the operating system's reason, which the command lines print as one line (common/cli.py).
+and the operating system's reason, which the command lines print as one line (common/app.py).
 """
 
 from __future__ import annotations

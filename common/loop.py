@@ -17,6 +17,7 @@ import numpy as np
 
 from common.config import Config
 from common.data import Batch, eval_chunk_size, eval_chunks, eval_set, train_batch
+from common.params import Params
 from common.probe import probe_states
 from common.threads import CoreWatch
 
@@ -48,6 +49,18 @@ class Trainer(Protocol):
 
     def hidden_states(self, batch: Batch) -> np.ndarray:
         """(layers, sequences, positions, hidden): every recurrent layer's outputs."""
+
+    def params(self) -> Params:
+        """The current weights, neutral names and layouts, to compare across backends."""
+
+    def logits(self, batch: Batch) -> np.ndarray:
+        """Forward pass with the current weights, updating nothing (equivalence checks)."""
+
+    def gradients(self, batch: Batch) -> tuple[float, Params]:
+        """Loss and parameter gradients (neutral names and layouts), updating nothing."""
+
+    def env(self) -> dict:
+        """The framework, device and threads this trainer runs on, for the run record."""
 
 
 def evaluate(cfg: Config, trainer: Trainer, batch: Batch) -> tuple[float, float]:
@@ -203,11 +216,13 @@ def fit_lockstep(cfgs: list[Config], group: Lockstep,
 
     step_s = statistics.median(per_step) if per_step else first_step_s
     contention = watch.others_share()
-    return [_record(run, compile_s, first_step_s, step_s, len(runs), contention) for run in runs]
+    return [_outcome(run, compile_s, first_step_s, step_s, len(runs), contention) for run in runs]
 
 
-def _record(run: _Run, compile_s: float | None, first_step_s: float, step_s: float,
-            group_size: int, contention: float | None) -> dict[str, Any]:
+def _outcome(run: _Run, compile_s: float | None, first_step_s: float, step_s: float,
+             group_size: int, contention: float | None) -> dict[str, Any]:
+    """What training produced for one run: the part of its record (common.records.run_record)
+    that the loop knows."""
     solved = next((p for p in run.curve if p["exact_acc"] == 1.0), None)
     return {
         "status": run.status,

@@ -19,7 +19,6 @@ GFLOP/s counts the matmul FLOPs of a training step from the shapes.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import os
@@ -37,7 +36,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from common.cli import check_writable, fail, run_app
+from common.app import check_writable, fail, run_app
+from common.backends import BACKENDS, module
 from common.files import write_atomic
 from common.config import DEVICES, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.params import GATES, head_input_size, rnn_input_size
@@ -53,7 +53,6 @@ CASES = {
 }
 QUICK_CASES = ("canonical", "digits100")
 SOLVE_LR = 1e-2  # time to solve is measured at the reports' best learning rate
-BACKENDS = ("jax", "torch")
 
 
 def flops_per_step(cfg: Config) -> float:
@@ -143,7 +142,7 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> d
 
     cfg = CASES[case].replace(device=device, threads=threads)
     start = time.perf_counter()
-    train = importlib.import_module(f"{backend}_impl.train")
+    train = module(backend, "train")
     import_s = time.perf_counter() - start
 
     start = time.perf_counter()

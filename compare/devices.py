@@ -17,7 +17,7 @@ from typing import Any
 
 from common.config import ConfigError
 
-_PROBE = "from {backend}_impl.runtime import gpu_name; print(gpu_name() or '')"
+_PROBE = "from common.backends import module; print(module({backend!r}, 'runtime').gpu_name() or '')"
 
 
 def visible_gpu(backend: str) -> str | None:

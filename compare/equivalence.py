@@ -14,7 +14,6 @@ is broken, 2 on bad flags.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from common.cli import check_writable, fail, run_app
+from common import backends
+from common.app import check_writable, fail, run_app
 from common.files import write_atomic
 from common.config import H0_MODES, MAX_LAYERS, Config, ConfigError
 from common.data import train_batch
@@ -134,7 +134,7 @@ def worst(x: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> tuple[f
 
 
 def trainer(backend: str, cfg: Config):
-    return importlib.import_module(f"{backend}_impl.train").Trainer(cfg)
+    return backends.module(backend, "train").Trainer(cfg)
 
 
 def trainers(cfg: Config) -> tuple[Any, Any]:
@@ -231,7 +231,7 @@ def check(variant: str, layers: int, dtype: str, device: str = "cpu", full: bool
     floors = None
     if noise and dtype == "float32":
         floors = {}
-        for backend in ("jax", "torch"):
+        for backend in backends.BACKENDS:
             per_run = [within_framework(run, backend) for run in configs]
             floors[backend] = {kind: {what: max(r[kind][what] for r in per_run)
                                       for what in ("trajectory", "params")}

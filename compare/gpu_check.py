@@ -34,14 +34,14 @@ from typing import Any
 from absl import flags
 from rich.console import Console
 
-from common.cli import fail, run_app
+from common.app import fail, run_app
+from common.backends import BACKENDS, package
 from common.files import write_atomic
 from common.config import Config, ConfigError
 from common.threads import available_cores, host_threads
 from compare import devices
 from compare.equivalence import CONTROLS
 
-BACKENDS = ("jax", "torch")
 # What runs differently on a GPU: model and runtime paths, a command-line run's record, the probe's
 # hidden states. (The GPU equivalence test is part 2; the bad-input tests never reach a device.)
 # By absolute path: the check may run from any folder (the fuzz test runs it from an empty one).
@@ -121,7 +121,7 @@ class Check:
         for backend in BACKENDS:
             record_path = self.out / f"{name}-{backend}.json"
             steps = "100" if self.small else "400"
-            proc = self.command(name, ["-m", f"{backend}_impl", f"--device={self.device}", "--lr=1e-2",
+            proc = self.command(name, ["-m", package(backend), f"--device={self.device}", "--lr=1e-2",
                                        f"--steps={steps}", "--eval_every=10", "--stop_when_solved",
                                        f"--out={record_path}"])
             if proc.returncode != 0 or not record_path.exists():

@@ -24,7 +24,9 @@ from absl import flags
 from rich.console import Console
 
 from common import memory
-from common.cli import check_out_dir, fail, run_app, start_backend
+from common.app import check_out_dir, fail, run_app
+from common.backends import BACKENDS
+from common.cli import start_backend
 from common.files import write_atomic, writing
 from common.config import CELLS, ORDERS, Config, ConfigError
 from common.data import eval_set
@@ -87,7 +89,7 @@ def run_probe(backend: str, cfg: Config, out_dir: Path, console: Console) -> dic
 
 
 def define_flags() -> None:
-    flags.DEFINE_enum("backend", "jax", ["jax", "torch"], "framework")
+    flags.DEFINE_enum("backend", "jax", list(BACKENDS), "framework")
     flags.DEFINE_enum("cell", "rnn", [c for c in CELLS if c != "none"], "recurrent cell")
     flags.DEFINE_integer("layers", 2, "recurrent layers")
     flags.DEFINE_integer("digits", 10, "operand digits (uniform random digits)")

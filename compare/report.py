@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common.backends import BACKENDS
 from common.files import write_atomic
 from common.config import Config
 from compare import plots
@@ -96,7 +97,7 @@ def _lengths_table(groups: dict[str, dict[str, Group]], lengths: list[int]) -> l
         cells = []
         for _, length in columns:
             values = [accuracy_at(by_backend[b], length(trained[label])) if b in by_backend else None
-                      for b in ("jax", "torch")]
+                      for b in BACKENDS]
             cells.append(" / ".join("–" if v is None else f"{v:.3f}" for v in values))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines + [""]
@@ -143,7 +144,7 @@ def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[
                    if r["label"] == a.label and role(r) == MAIN}
         seed = a.worst.seed
         series = [("jax vs torch", *gap_curve(by_seed[("jax", seed)], by_seed[("torch", seed)]))]
-        for backend in ("jax", "torch"):
+        for backend in BACKENDS:
             control = controls[a.label].get((backend, seed))
             if control and (backend, seed) in by_seed:
                 series.append((f"{backend} vs its control", *gap_curve(control, by_seed[(backend, seed)])))
@@ -188,7 +189,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
                   "settings; ours: mean over seeds with its 95 % interval).", "",
                   "| config | the study | jax | torch |", "|---|---|---|---|"]
         for label, text in study.items():
-            ours = [_solve_text(groups[label][b]) if b in groups[label] else "–" for b in ("jax", "torch")]
+            ours = [_solve_text(groups[label][b]) if b in groups[label] else "–" for b in BACKENDS]
             lines.append(f"| {label} | {text} | {ours[0]} | {ours[1]} |")
         lines.append("")
 
@@ -212,7 +213,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
                   "*digits alone* is how often a_i + b_i ≥ base gives the carry.", "",
                   "| config | best layer | digits alone |", "|---|---|---|"]
         for label, by_backend in groups.items():
-            found = [probe_accuracy(by_backend[b]) if b in by_backend else None for b in ("jax", "torch")]
+            found = [probe_accuracy(by_backend[b]) if b in by_backend else None for b in BACKENDS]
             best = " / ".join("–" if v is None else f"{v[0]:.4f}" for v in found)
             local = next((f"{v[1]:.4f}" for v in found if v), "–")
             lines.append(f"| {label} | {best} | {local} |")

@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from common import memory
-from common.cli import check_out_dir, fail, run_app
+from common.app import check_out_dir, fail, run_app
+from common.backends import BACKENDS
 from common.config import MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import writing
 from common.threads import available_cores, host_threads
@@ -31,7 +32,6 @@ from compare import devices, report
 from compare.runner import RESULTS, Busy, ResultsError, execute, load_results, lock_out, pending
 from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups
 
-BACKENDS = ("jax", "torch")
 MAX_SEEDS = 1000  # the mean's interval shrinks as 1/sqrt(K): past this, more seeds only cost time
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 

@@ -30,9 +30,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.cli import error_records
+from common.backends import package
 from common.config import MAX_SEEDS_PER_PROGRAM
 from common.files import append_line, writing
+from common.records import error_record, read
 from common.threads import available_cores, host_threads
 from compare.sweeps import Run
 
@@ -87,7 +88,7 @@ def load_results(path: Path, repair: bool = True) -> dict[str, dict[str, Any]]:
     records = {}
     for number, line in enumerate(data[:good_end].splitlines(), 1):
         try:
-            record = json.loads(line)
+            record = read(json.loads(line))
             records[record["key"]] = record
         except (ValueError, KeyError, TypeError):
             raise ResultsError(f"{path}:{number}: not a run record; move the file away to start over") from None
@@ -116,7 +117,7 @@ class _Worker:
             self.log = open(log_path, "a")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"{backend}_impl", "--serve", "--threads", str(threads), "--device", device],
+            [sys.executable, "-m", package(backend), "--serve", "--threads", str(threads), "--device", device],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1, env=env,
             preexec_fn=_worker_setup(cores))
         self.served = 0
@@ -159,15 +160,13 @@ class _Worker:
         """One record per run of the finished unit, in order, each with the unit's wall time."""
         unit, reply = self.unit, self.reply
         self.unit, self.served = None, self.served + 1
-        cfgs = [run.config for run in unit]
         if reply and "done" in reply:
             written = json.loads(self.record_path.read_text())
             records = written if isinstance(written, list) else [written]
-        elif reply:
-            records = error_records(unit[0].backend, cfgs, f"worker trained but could not write its run "
-                                                           f"record: {reply['no_record']}")
         else:
-            records = error_records(unit[0].backend, cfgs, self.failure())
+            why = (f"worker trained but could not write its run record: {reply['no_record']}" if reply
+                   else self.failure())
+            records = [error_record(run.backend, run.config, why) for run in unit]
         self.record_path.unlink(missing_ok=True)
         wall_s = time.perf_counter() - self.submitted
         return [{**r, "wall_s": wall_s, "warm": self.served > 1} for r in records]

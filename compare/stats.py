@@ -9,6 +9,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from common.backends import BACKENDS
 from common.threads import CONTENDED
 
 # Two-sided 95 % Student t quantiles by degrees of freedom (n - 1); the normal 1.96 past 30.
@@ -362,7 +363,7 @@ def agreements(records: list[dict[str, Any]]) -> list[Agreement]:
     """The verdict on every config of these records (one sweep) that ran on both backends."""
     controls, float64 = extra_runs(records, CONTROL), extra_runs(records, CONFIRM64)
     return [agreement(label, g["jax"], g["torch"], controls.get(label), float64.get(label))
-            for label, g in group_records(records).items() if {"jax", "torch"} <= set(g)]
+            for label, g in group_records(records).items() if set(BACKENDS) <= set(g)]
 
 
 def _ok_seeds(g: Group) -> dict[int, dict[str, Any]]:

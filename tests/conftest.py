@@ -1,12 +1,10 @@
 import functools
-import importlib
 import sys
 
 import pytest
 
 import jax_impl  # noqa: F401  before any JAX backend starts: no GPU preallocation (see the package)
-
-BACKENDS = ("jax", "torch")
+from common.backends import BACKENDS, module
 
 
 @pytest.fixture(params=BACKENDS)
@@ -15,7 +13,7 @@ def backend(request):
 
 
 def trainer_for(backend, cfg):
-    return importlib.import_module(f"{backend}_impl.train").Trainer(cfg)
+    return module(backend, "train").Trainer(cfg)
 
 
 @functools.cache

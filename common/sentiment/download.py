@@ -28,7 +28,7 @@ from absl import flags
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from common.cli import fail, run_app
+from common.app import fail, run_app
 from common.files import writing
 from common.sentiment import DataError, default_cache_dir
 

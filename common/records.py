@@ -1,0 +1,48 @@
+"""The run record: what one training run leaves behind, built here only, in one schema.
+
+A run that trained (status ok or diverged) and one that produced nothing but an error (it
+raised, its worker died, its config was refused) carry the same fields, so no reader needs to
+ask which fields a record has. `task` says what was learnt; records written before it existed
+are adder runs, and `read` says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.config import Config
+
+ADDER = "adder"
+_FINAL = ("step", "loss", "exact_acc", "digit_acc")  # of the last eval point
+
+
+def _record(backend: str, cfg: Config, *, task: str, started_at: str | None, env: dict[str, Any] | None,
+            status: str, error: str | None, diverged_step: int | None, curve: list[dict[str, Any]],
+            lengths: list[dict[str, Any]], probe: dict[str, Any] | None,
+            timing: dict[str, Any] | None) -> dict[str, Any]:
+    """Every record, whatever its status: one set of fields."""
+    last = curve[-1] if curve else None
+    return {"task": task, "backend": backend, "config": cfg.to_dict(), "started_at": started_at, "env": env,
+            "status": status, "diverged_step": diverged_step, "curve": curve, "lengths": lengths,
+            "probe": probe, "timing": timing, "error": error,
+            "final": {k: last[k] if last else None for k in _FINAL}}
+
+
+def run_record(backend: str, cfg: Config, outcome: dict[str, Any], started_at: str, env: dict[str, Any],
+               task: str = ADDER) -> dict[str, Any]:
+    """The record of a run that trained: `outcome` is what common.loop.fit returned for it
+    (status ok or diverged, curve, lengths, probe, timing)."""
+    return _record(backend, cfg, task=task, started_at=started_at, env=env, error=None, **outcome)
+
+
+def error_record(backend: str, cfg: Config, message: str, started_at: str | None = None,
+                 env: dict[str, Any] | None = None, task: str = ADDER) -> dict[str, Any]:
+    """The record of a run that produced nothing but the error `message`; `started_at` and `env`
+    where the run got as far as its backend."""
+    return _record(backend, cfg, task=task, started_at=started_at, env=env, status="error", error=message,
+                   diverged_step=None, curve=[], lengths=[], probe=None, timing=None)
+
+
+def read(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as read back from a file: one written before records had a task is an adder run."""
+    return {"task": ADDER, **record}

@@ -1,0 +1,52 @@
+"""The backends by name (common/backends.py), and that each keeps the Trainer contract of common/loop.py."""
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from common import loop
+from common.backends import BACKENDS, module, package
+from common.config import Config, ConfigError
+
+
+def test_naming_the_backends_starts_no_framework():
+    code = ("import sys; import common.backends as b; b.package('jax'); "
+            "print(sorted(m for m in ('jax', 'torch', 'flax') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_backend_by_name_is_its_package():
+    assert BACKENDS == ("jax", "torch")
+    assert [package(b) for b in BACKENDS] == ["jax_impl", "torch_impl"]
+    assert module("torch", "runtime").__name__ == "torch_impl.runtime"
+
+
+@pytest.mark.parametrize("name", ["tf", "", "jax_impl", "JAX"])
+def test_an_unknown_backend_is_bad_input_naming_it(name):
+    with pytest.raises(ConfigError, match=f"backend {name!r}: backends are jax, torch"):
+        module(name, "train")
+    assert issubclass(ConfigError, ValueError)
+
+
+def _contract() -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(f) for name, f in vars(loop.Trainer).items()
+            if inspect.isfunction(f) and not name.startswith("_")}
+
+
+def test_the_contract_names_what_callers_use():
+    assert {"compile", "step", "loss", "nonfinite_step", "score", "hidden_states", "params", "logits",
+            "gradients", "env"} <= set(_contract())
+
+
+def test_every_backend_keeps_the_trainer_contract(backend):
+    """Same methods with the same parameters, and compile_cache from the start."""
+    train = module(backend, "train")
+    for name, signature in _contract().items():
+        assert list(inspect.signature(getattr(train.Trainer, name)).parameters) == list(signature.parameters), name
+    trainer = train.Trainer(Config(digits=3, hidden=4, embed=2, batch_size=4, eval_size=8, device="cpu"))
+    assert trainer.compile_cache is None
+    assert {"framework", "device", "threads"} <= set(trainer.env())
