@@ -28,9 +28,11 @@ from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, Co
 from common.files import WriteFailed, write_atomic
 from common.loop import Alone, fit_lockstep
 from common.records import error_record, run_record
+from common.sentiment import run as sentiment
 from common.threads import host_threads, pin_threads, thread_policy
 
 FLAGS = flags.FLAGS
+TASKS = ("adder", "sentiment")
 
 HELP = {
     "digits": "digits per operand (sequences have digits + 1 positions)",
@@ -85,11 +87,17 @@ def define_flags() -> None:
             flags.DEFINE_list(name, [str(v) for v in default], HELP[name])
         else:
             raise TypeError(f"no flag type for config field {name}")
+    flags.DEFINE_enum("task", "adder", TASKS, "adder: learn to add digit by digit; sentiment: classify "
+                      f"texts over pretrained word vectors (its defaults for shared flags: {sentiment.shared_defaults()})")
+    sentiment.define_flags()
     flags.DEFINE_string("config", None, "JSON config file; flags given on the command line override it")
     flags.DEFINE_string("out", None, "write the run record (JSON) to this file")
 
 
 def config_from_flags() -> Config:
+    wrong = sentiment.own_flags_given()
+    if wrong:
+        raise ConfigError(f"{wrong[0]}: a flag of --task sentiment, not of the adder")
     base: dict[str, Any] = {}
     if FLAGS.config:
         try:
@@ -264,11 +272,6 @@ def serve(backend: str, cfg: Config) -> None:
             replies.write(json.dumps({"no_record": str(e)}) + "\n")
 
 
-# A worker's exit status when it trained but could not write its run record (disk full, folder
-# gone): the harness tells this apart from a failed run.
-EXIT_NO_RECORD = 3
-
-
 def run_backend(backend: str) -> None:
     def define() -> None:
         define_flags()
@@ -280,6 +283,8 @@ def run_backend(backend: str) -> None:
                                  "a JSON list of K records")
 
     def main(argv: list[str]) -> None:
+        if FLAGS.task == "sentiment":
+            return run_sentiment(backend)
         seeds = FLAGS.vmap_seeds if backend == "jax" else 1
         try:
             if not 1 <= seeds <= MAX_SEEDS_PER_PROGRAM:
@@ -310,3 +315,32 @@ def run_backend(backend: str) -> None:
 
     run_app(main, define, may_be_empty=[f.name for f in dataclasses.fields(Config)
                                         if isinstance(f.default, tuple)])
+
+
+def run_sentiment(backend: str) -> None:
+    """`--task sentiment`: one run, its summary, and its record in --out."""
+    try:
+        if backend == "jax" and FLAGS.vmap_seeds != 1:
+            raise ConfigError(f"--vmap_seeds={FLAGS.vmap_seeds}: the sentiment task trains one seed at a time")
+        if FLAGS.serve:
+            raise ConfigError("--serve: compare.run's workers run the adder only, for now")
+        cfg = sentiment.config_from_flags()
+        out = check_writable(FLAGS.out) if FLAGS.out else None
+        console = Console(highlight=False)
+        with console.status("preparing the data"):
+            data = sentiment.load_data(cfg)
+        record = sentiment.run(backend, cfg, data, console)
+    except ConfigError as e:
+        fail(str(e))
+    if record["status"] == "error":
+        print(f"error: {record['error']}", file=sys.stderr)
+    else:
+        console.print(sentiment.summarise(record, data))
+    if out:
+        try:
+            write_records(out, [record])
+        except WriteFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_NO_RECORD)
+        console.print(f"run record written to {out}")
+    sys.exit(1 if record["status"] == "error" else 0)

@@ -13,19 +13,26 @@ from typing import Any
 from common.config import Config
 
 ADDER = "adder"
-_FINAL = ("step", "loss", "exact_acc", "digit_acc")  # of the last eval point
+SENTIMENT = "sentiment"
+# What `final` keeps of the last eval point, per task.
+_FINAL = {ADDER: ("step", "loss", "exact_acc", "digit_acc"), SENTIMENT: ("step", "loss", "test_acc", "test_loss")}
 
 
 def _record(backend: str, cfg: Config, *, task: str, started_at: str | None, env: dict[str, Any] | None,
             status: str, error: str | None, diverged_step: int | None, curve: list[dict[str, Any]],
-            lengths: list[dict[str, Any]], probe: dict[str, Any] | None,
-            timing: dict[str, Any] | None) -> dict[str, Any]:
-    """Every record, whatever its status: one set of fields."""
+            timing: dict[str, Any] | None, lengths: list[dict[str, Any]] | None = None,
+            probe: dict[str, Any] | None = None, best: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every record of a task, whatever its status: one set of fields. A sentiment record also
+    has `best` (best test accuracy, its step, and the first step within 1 point of it); its
+    `lengths` and `probe` (adder analyses) stay empty."""
     last = curve[-1] if curve else None
-    return {"task": task, "backend": backend, "config": cfg.to_dict(), "started_at": started_at, "env": env,
-            "status": status, "diverged_step": diverged_step, "curve": curve, "lengths": lengths,
-            "probe": probe, "timing": timing, "error": error,
-            "final": {k: last[k] if last else None for k in _FINAL}}
+    record = {"task": task, "backend": backend, "config": cfg.to_dict(), "started_at": started_at, "env": env,
+              "status": status, "diverged_step": diverged_step, "curve": curve, "lengths": lengths or [],
+              "probe": probe, "timing": timing, "error": error,
+              "final": {k: last[k] if last else None for k in _FINAL[task]}}
+    if task == SENTIMENT:
+        record["best"] = best
+    return record
 
 
 def run_record(backend: str, cfg: Config, outcome: dict[str, Any], started_at: str, env: dict[str, Any],
@@ -40,7 +47,7 @@ def error_record(backend: str, cfg: Config, message: str, started_at: str | None
     """The record of a run that produced nothing but the error `message`; `started_at` and `env`
     where the run got as far as its backend."""
     return _record(backend, cfg, task=task, started_at=started_at, env=env, status="error", error=message,
-                   diverged_step=None, curve=[], lengths=[], probe=None, timing=None)
+                   diverged_step=None, curve=[], timing=None)
 
 
 def read(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""The sentiment workload on the backends' command line: `python -m jax_impl --task sentiment`
+(or torch_impl). Flags the adder also has (cell, layers, hidden, lr, steps, seed, ...) are
+shared and keep their meaning; a shared flag left unset takes the sentiment default, not the
+adder's. Flags only the other task has are refused, by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import time
+from typing import Any
+
+from absl import flags
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from common import backends
+from common.config import Config, ConfigError
+from common.records import error_record, run_record
+from common.sentiment import DataError
+from common.sentiment.config import CHOICES, TextConfig
+from common.sentiment.dataset import TextData, load
+from common.sentiment.loop import fit
+from common.threads import host_threads, pin_threads, thread_policy
+
+TASK = "sentiment"
+FLAGS = flags.FLAGS
+
+HELP = {
+    "corpus": "sentiment: default = tweets and word vectors installed by the text extra; imdb = the "
+              "aclImdb folder or aclImdb_v1.tar.gz; csv = a CSV/TSV with text and label columns",
+    "corpus_path": "sentiment: the imdb folder/archive or the csv file",
+    "vectors": "sentiment: GloVe-format word vectors (.txt, or .zip with --vectors_member); "
+               "empty: the default corpus's vectors",
+    "vectors_member": "sentiment: the vectors file inside the .zip (e.g. glove.6B.100d.txt)",
+    "csv_text": "sentiment, csv: the text column",
+    "csv_label": "sentiment, csv: the label column",
+    "csv_positive": "sentiment, csv: the label of a positive text",
+    "csv_negative": "sentiment, csv: the label of a negative text",
+    "max_len": "sentiment: tokens kept from the start of each text",
+    "max_size": "sentiment: vocabulary size (the most frequent training words)",
+    "min_count": "sentiment: a word seen fewer times in training is <unk>",
+    "train_embedding": "sentiment: train the word vectors too (default: keep them as they are)",
+    "eval_batch": "sentiment: test texts per eval batch",
+}
+_OWN = [f for f in dataclasses.fields(TextConfig) if f.name not in {g.name for g in dataclasses.fields(Config)}]
+_ADDER_ONLY = sorted({f.name for f in dataclasses.fields(Config)} - {f.name for f in dataclasses.fields(TextConfig)})
+
+
+def define_flags() -> None:
+    """The sentiment-only flags (the shared ones are the adder's, common/cli.py)."""
+    defaults = TextConfig()
+    for field in _OWN:
+        name, default = field.name, getattr(defaults, field.name)
+        if name in CHOICES:
+            flags.DEFINE_enum(name, default, CHOICES[name], HELP[name])
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(name, default, HELP[name])
+        elif isinstance(default, int):
+            flags.DEFINE_integer(name, default, HELP[name])
+        else:
+            flags.DEFINE_string(name, default, HELP[name])
+
+
+def shared_defaults() -> str:
+    """Where the shared flags' defaults differ, for --help."""
+    text, adder = TextConfig(), Config()
+    return ", ".join(f"{f.name}={getattr(text, f.name)}" for f in dataclasses.fields(TextConfig)
+                     if hasattr(adder, f.name) and getattr(adder, f.name) != getattr(text, f.name))
+
+
+def own_flags_given() -> list[str]:
+    """The sentiment-only flags on the command line (refused for the adder)."""
+    return [f"--{f.name}" for f in _OWN if FLAGS[f.name].present]
+
+
+def config_from_flags() -> TextConfig:
+    """The TextConfig of the flags given; unset flags take TextConfig's defaults."""
+    wrong = [f"--{name}" for name in _ADDER_ONLY if FLAGS[name].present]
+    if wrong:
+        raise ConfigError(f"{wrong[0]}: a flag of the adder, not of --task {TASK}")
+    if FLAGS.config:
+        raise ConfigError(f"--config={FLAGS.config}: config files are for the adder; give --task {TASK} flags")
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(TextConfig):
+        if FLAGS[field.name].present:
+            values[field.name] = FLAGS[field.name].value
+    if "milestones" in values:
+        try:
+            values["milestones"] = [int(m) for m in values["milestones"]]
+        except ValueError:
+            raise ConfigError(f"milestones={','.join(values['milestones'])}: must be whole numbers") from None
+    return TextConfig(**values)
+
+
+def load_data(cfg: TextConfig) -> TextData:
+    """The run's data, before any framework starts; bad data is a ConfigError (one line, exit 2)."""
+    try:
+        data = load(cfg)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.batch_size > len(data.train):
+        raise ConfigError(f"batch_size={cfg.batch_size}: must be between 1 and the {len(data.train)} training texts")
+    return data
+
+
+def run(backend: str, cfg: TextConfig, data: TextData, console: Console) -> dict[str, Any]:
+    """Train one sentiment run on one backend; its record (task sentiment)."""
+    cores = pin_threads(host_threads(cfg))
+    backends.module(backend, "runtime").configure_process(cfg)
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    env = None
+    try:
+        build = time.perf_counter()
+        trainer = backends.module(backend, "sentiment").Trainer(cfg, data.embedding)
+        build_s = time.perf_counter() - build
+        env = {**trainer.env(), "cores": cores, "thread_policy": thread_policy(cfg),
+               "python": platform.python_version(), "host": platform.node()}
+        outcome = _fit_with_progress(cfg, trainer, data, console)
+        outcome["timing"]["build_s"] = build_s
+    except Exception as e:  # a crash mid-run still yields a record saying so
+        lines = str(e).strip().splitlines()
+        return error_record(backend, cfg, f"{type(e).__name__}: {lines[0] if lines else ''}", started, env, task=TASK)
+    return run_record(backend, cfg, outcome, started, env, task=TASK)
+
+
+def _fit_with_progress(cfg: TextConfig, trainer, data: TextData, console: Console) -> dict[str, Any]:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("training", total=cfg.steps, last="")
+
+        def on_eval(point: dict[str, Any]) -> None:
+            line = (f"step {point['step']:>6}  loss {point['loss']:.4g}  test acc {point['test_acc']:.4f}"
+                    f"  test loss {point['test_loss']:.4f}  {point['elapsed_s']:.1f}s")
+            progress.update(task, last=line)
+            progress.console.print(line, highlight=False)
+
+        return fit(cfg, trainer, data, on_step=lambda s: progress.update(task, completed=s), on_eval=on_eval)
+
+
+def summarise(record: dict[str, Any], data: TextData) -> str:
+    cfg, t, final = record["config"], record["timing"], record["final"]
+    what = f"{record['backend']} sentiment {cfg['cell']} {cfg['layers']}x{cfg['hidden']}, seed {cfg['seed']}"
+    if record["status"] == "error":
+        return f"{what}: error: {record['error']}"
+    share = float(data.test.labels.mean())
+    lines = [f"{what}: {len(data.train)} training / {len(data.test)} test texts, vocabulary {len(data.words)} "
+             f"({data.missing} words without a pretrained vector)"]
+    if record["status"] == "diverged":
+        lines.append(f"  diverged (non-finite loss) at step {record['diverged_step']}")
+    if record.get("best"):
+        best = record["best"]
+        lines.append(f"  best test accuracy {best['test_acc']:.4f} at step {best['step']} (within 1 point from "
+                     f"step {best['step_within_1_point']}); always answering the majority class: "
+                     f"{max(share, 1 - share):.4f}")
+    if final["step"] is not None:
+        lines.append(f"  final: step {final['step']}, test accuracy {final['test_acc']:.4f}, "
+                     f"test loss {final['test_loss']:.4f}, training loss {final['loss']:.4g}")
+    compile_s = f"{t['compile_s']:.2f} s ({t['compile_cache']})" if t["compile_s"] is not None else "none (eager)"
+    lines.append(f"  compile {compile_s}, {t['steps_per_s']:.1f} steps/s (median), train {t['train_s']:.1f} s, "
+                 f"eval {t['eval_s']:.1f} s")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""`python -m <backend> --task sentiment`: a run on each backend from a CSV and vectors on disk,
+the two agreeing; bad input is one line, exit 2, nothing written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compare.equivalence import BOUNDS
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
+NEUTRAL = ["the", "film", "plot", "was", "and", "acting", "a", "it"]
+
+
+def _files(tmp_path):
+    """A CSV of 400 short texts whose label follows their sentiment words, and 8-d vectors in
+    which those words point two ways (a few words left without a vector)."""
+    rng = np.random.default_rng(0)
+    rows = ["text,label"]
+    for i in range(400):
+        label = i % 2
+        words = list(rng.choice(NEUTRAL, rng.integers(2, 12))) + list(rng.choice(POSITIVE if label else NEGATIVE, 2))
+        rng.shuffle(words)
+        rows.append(f"{' '.join(words)},{'pos' if label else 'neg'}")
+    (tmp_path / "texts.csv").write_text("\n".join(rows) + "\n")
+    vectors = []
+    for word in POSITIVE + NEGATIVE + NEUTRAL[:-2]:
+        direction = 1.0 if word in POSITIVE else -1.0 if word in NEGATIVE else 0.0
+        values = np.concatenate([[direction], 0.1 * rng.standard_normal(7)])
+        vectors.append(word + " " + " ".join(f"{v:.6f}" for v in values))
+    (tmp_path / "vectors.txt").write_text("\n".join(vectors) + "\n")
+
+
+def _run(tmp_path, backend, *flags):
+    args = ["--task", "sentiment", "--corpus", "csv", f"--corpus_path={tmp_path / 'texts.csv'}",
+            "--csv_positive", "pos", "--csv_negative", "neg", f"--vectors={tmp_path / 'vectors.txt'}",
+            "--hidden", "16", "--batch_size", "16", "--eval_batch", "40", "--steps", "60", "--eval_every", "20",
+            "--lr", "0.01", "--threads", "1", "--device", "cpu", *flags]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-m", f"{backend}_impl", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_both_backends_learn_the_same_run_from_files(tmp_path):
+    _files(tmp_path)
+    records = {}
+    for backend in ("jax", "torch"):
+        out = tmp_path / f"{backend}.json"
+        result = _run(tmp_path, backend, f"--out={out}")
+        assert result.returncode == 0, result.stderr
+        records[backend] = json.loads(out.read_text())
+        assert "best test accuracy" in result.stdout
+    jax_record, torch_record = records["jax"], records["torch"]
+    for record in records.values():
+        assert record["task"] == "sentiment" and record["status"] == "ok"
+        assert [p["step"] for p in record["curve"]] == [20, 40, 60]
+        assert record["best"]["test_acc"] >= 0.9  # the words decide the label: it learns them
+    for j, t in zip(jax_record["curve"], torch_record["curve"]):  # same seed, shared init, same batches
+        assert abs(j["loss"] - t["loss"]) <= BOUNDS["float32"].trajectory * t["loss"]
+        assert abs(j["test_acc"] - t["test_acc"]) <= 1 / 80  # at most one of the 80 test texts apart
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max_len", "0"], "error: max_len=0: must be >= 1"),
+    (["--digits", "5"], "error: --digits: a flag of the adder, not of --task sentiment"),
+    (["--csv_text", "body"], "no column 'body' in the header (columns: text, label)"),
+    (["--csv_positive", "good"], "label 'pos' is neither positive ['good'] nor negative ['neg']"),
+    (["--batch_size", "1000"], "batch_size=1000: must be between 1 and the 320 training texts"),
+])
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, flags, message):
+    _files(tmp_path)
+    out = tmp_path / "record.json"
+    result = _run(tmp_path, "torch", f"--out={out}", *flags)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
