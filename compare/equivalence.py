@@ -251,6 +251,9 @@ def define_flags() -> None:
     flags.DEFINE_bool("noise", False, "also measure each framework against itself in float32: the "
                       "same run repeated, and its rounding-noise controls (ulp, reorder)")
     flags.DEFINE_string("json", None, "also write the figures to this JSON file")
+    flags.DEFINE_enum("task", "adder", ["adder", "sentiment"], "sentiment: the text classifier on texts of "
+                      "mixed lengths (compare/sentiment_equivalence.py), with padding invariance; --full and "
+                      "--noise are the adder's")
     flags.register_validator("cell", lambda v: set(v) <= set(VARIANTS),
                              f"must be among {', '.join(VARIANTS)}")
     flags.register_validator("layers", lambda v: all(x.isdigit() and 1 <= int(x) <= MAX_LAYERS for x in v),
@@ -259,7 +262,7 @@ def define_flags() -> None:
                              f"must be among {', '.join(BOUNDS)}")
 
 
-def print_results(console: Console, results: list[Result], device: str) -> None:
+def print_results(console: Console, results: list[Result], device: str, over: str = "h0 modes") -> None:
     noise = any(r.noise for r in results)
     table = Table(title=f"JAX vs PyTorch, same weights and batches (device {device})")
     columns = ["variant", "layers", "dtype", "logits", "loss", "grad", "worst grad", "steps",
@@ -277,7 +280,7 @@ def print_results(console: Console, results: list[Result], device: str) -> None:
         table.add_row(*row, "yes" if not r.violations() else "NO")
     console.print(table)
     console.print("logits: max |Δ|; loss, grad: |Δ| / max |PyTorch value| per tensor (worst "
-                  "over h0 modes); run loss: worst relative loss gap over the training runs; "
+                  f"over {over}); run loss: worst relative loss gap over the training runs; "
                   "params: relative gap of the final parameters.")
     if noise:
         console.print("Within one framework (the larger of the two frameworks' figures): repeat, the "
@@ -308,17 +311,29 @@ def main(argv: list[str]) -> None:
             rows = [{**dataclasses.asdict(r), "violations": r.violations()} for r in results]
             write_atomic(Path(FLAGS.json), json.dumps(rows, indent=1) + "\n")
 
+    sentiment = FLAGS.task == "sentiment"
+    from compare import sentiment_equivalence  # it builds on this module: imported here, not at the top
+    if sentiment and (FLAGS.full or FLAGS.noise):
+        fail(f"--{'full' if FLAGS.full else 'noise'}: a check of the adder, not of --task sentiment")
+    if sentiment and not FLAGS["layers"].present:
+        combos = [c for c in combos if c[1] <= 2]  # the text models of the lab: 1 or 2 layers
+
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("checking", total=len(combos))
         for variant, layers, dtype in combos:
             progress.update(task, description=f"{variant} x{layers} {dtype}")
             try:
-                results.append(check(variant, layers, dtype, FLAGS.device, FLAGS.full, FLAGS.noise))
+                if sentiment:
+                    results.append(sentiment_equivalence.check(variant, layers, dtype, FLAGS.device))
+                else:
+                    results.append(check(variant, layers, dtype, FLAGS.device, FLAGS.full, FLAGS.noise))
             except ConfigError as e:  # e.g. --device gpu without a GPU
                 fail(str(e))
             save()
             progress.advance(task)
-    print_results(console, results, FLAGS.device)
+    print_results(console, results, FLAGS.device, over="one batch of mixed lengths" if sentiment else "h0 modes")
+    if sentiment:
+        sentiment_equivalence.print_summary(console, results)
     broken = [v for r in results for v in r.violations()]
     for line in broken:
         console.print(f"BROKEN: {line}")
