@@ -86,10 +86,13 @@ def check(cfg: Config, seeds: int = 1, jobs: int = 1, device_free: int | None = 
     """Raise ConfigError, with the estimate and the limit, if `seeds` seeds of `cfg` cannot fit;
     `jobs` runs side by side share the host; `device_free` is a GPU's free bytes (None: the run
     computes on the host)."""
-    need = estimate(cfg, seeds)
+    return check_estimate(estimate(cfg, seeds), _what(cfg, seeds), jobs, device_free)
+
+
+def check_estimate(need: Estimate, what: str, jobs: int = 1, device_free: int | None = None) -> Estimate:
+    """`check` for an estimate made elsewhere (another workload's); `what` names the run."""
     host_need = need.host + FRAMEWORK_BYTES + (need.device if device_free is None else 0)
     room = available_host_bytes() // jobs
-    what = _what(cfg, seeds)
     if host_need > room:
         share = f" (1/{jobs} of it per parallel job)" if jobs > 1 else ""
         raise ConfigError(f"{what} needs about {_gb(host_need)} of memory, "

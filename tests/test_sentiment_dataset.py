@@ -99,7 +99,8 @@ def test_train_batches_are_length_bucketed_sorted_and_cover_the_split(tmp_path):
     seen = set()
     for k in range(100):
         batch = train_batch(data, 3, k, 8)
-        assert batch.ids.shape[1] == padded_width(batch.lengths[0]) and batch.lengths[0] == batch.lengths.max()
+        width = min(padded_width(batch.lengths[0]), data.train.ids.shape[1])  # the ladder, capped by the longest text
+        assert batch.ids.shape[1] == width and batch.lengths[0] == batch.lengths.max()
         assert (np.diff(batch.lengths) <= 0).all()  # longest first
         assert (batch.ids[np.arange(batch.ids.shape[1]) >= batch.lengths[:, None]] == 0).all()
         assert any(b.min() <= batch.lengths.min() and batch.lengths.max() <= b.max() for b in buckets)
@@ -123,7 +124,8 @@ def test_eval_batches_walk_the_test_split_once_longest_first(tmp_path):
     assert lengths.tolist() == sorted(data.test.lengths.tolist(), reverse=True)
     last, valid = batches[-1]
     np.testing.assert_array_equal(last.ids[valid:], np.repeat(last.ids[valid - 1:valid], 10 - valid, 0))
-    assert [b.ids.shape[1] for b, _ in batches] == [padded_width(b.lengths[0]) for b, _ in batches]
+    assert [b.ids.shape[1] for b, _ in batches] == [min(padded_width(b.lengths[0]), data.test.ids.shape[1])
+                                                    for b, _ in batches]
     assert sorted(np.concatenate([b.labels[:v] for b, v in batches]).tolist()) == sorted(data.test.labels.tolist())
 
 

@@ -70,6 +70,7 @@ def test_both_backends_learn_the_same_run_from_files(tmp_path):
     (["--csv_text", "body"], "no column 'body' in the header (columns: text, label)"),
     (["--csv_positive", "good"], "label 'pos' is neither positive ['good'] nor negative ['neg']"),
     (["--batch_size", "1000"], "batch_size=1000: must be between 1 and the 320 training texts"),
+    (["--hidden", "300000"], "hidden=300000, batch_size=16, eval_batch=40, vocabulary 20 x 8 needs about"),
 ])
 def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, flags, message):
     _files(tmp_path)

@@ -184,7 +184,7 @@ def _take(split: Encoded, rows: np.ndarray) -> TextBatch:
     """The rows, longest first, padded to the ladder width of the longest of them."""
     rows = rows[np.argsort(-split.lengths[rows], kind="stable")]
     lengths = split.lengths[rows]
-    width = padded_width(int(lengths.max()))
+    width = min(padded_width(int(lengths.max())), split.ids.shape[1])  # never past the longest text
     ids = np.zeros((len(rows), width), np.int32)
     have = min(width, split.ids.shape[1])
     ids[:, :have] = split.ids[rows, :have]

@@ -21,7 +21,8 @@ from common.threads import CoreWatch
 def widths(cfg: TextConfig, data: TextData) -> tuple[list[int], list[int]]:
     """Batch widths the run can meet: any text's length may be the longest of its batch (train),
     and those the test split's fixed batches have (eval)."""
-    train = sorted({padded_width(int(n)) for n in np.unique(data.train.lengths)})
+    cap = data.train.ids.shape[1]  # the longest training text: batches are never wider
+    train = sorted({min(padded_width(int(n)), cap) for n in np.unique(data.train.lengths)})
     test = sorted({batch.ids.shape[1] for batch, _ in eval_batches(data, cfg.eval_batch)})
     return train, test
 

@@ -15,12 +15,13 @@ from absl import flags
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common import backends
+from common import backends, memory
 from common.config import Config, ConfigError
+from common.params import GATES
 from common.records import error_record, run_record
 from common.sentiment import DataError
 from common.sentiment.config import CHOICES, TextConfig
-from common.sentiment.dataset import TextData, load
+from common.sentiment.dataset import TextData, load, padded_width
 from common.sentiment.loop import fit
 from common.threads import host_threads, pin_threads, thread_policy
 
@@ -102,13 +103,16 @@ def load_data(cfg: TextConfig) -> TextData:
         raise ConfigError(str(e)) from None
     if cfg.batch_size > len(data.train):
         raise ConfigError(f"batch_size={cfg.batch_size}: must be between 1 and the {len(data.train)} training texts")
+    check_memory(cfg, data)  # before the framework starts; run() checks a GPU's memory too
     return data
 
 
 def run(backend: str, cfg: TextConfig, data: TextData, console: Console) -> dict[str, Any]:
     """Train one sentiment run on one backend; its record (task sentiment)."""
     cores = pin_threads(host_threads(cfg))
-    backends.module(backend, "runtime").configure_process(cfg)
+    runtime = backends.module(backend, "runtime")
+    runtime.configure_process(cfg)
+    check_memory(cfg, data, device_free=runtime.free_device_memory(cfg))
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     env = None
     try:
@@ -162,3 +166,28 @@ def summarise(record: dict[str, Any], data: TextData) -> str:
     lines.append(f"  compile {compile_s}, {t['steps_per_s']:.1f} steps/s (median), train {t['train_s']:.1f} s, "
                  f"eval {t['eval_s']:.1f} s")
     return "\n".join(lines)
+
+
+def memory_need(cfg: TextConfig, data: TextData) -> memory.Estimate:
+    """Peak bytes of a sentiment run, counted as common/memory.py counts the adder's: weights with
+    (when trained) their gradients and Adam's two moments, the activations a training batch
+    keeps for backward at the widest batch, one eval batch, and the prepared arrays on the host."""
+    item = 8 if cfg.dtype == "float64" else 4
+    vocab, dim = data.embedding.shape
+    width = padded_width(int(max(data.train.lengths.max(), data.test.lengths.max())))
+    gates = GATES[cfg.cell]
+    recurrent = sum(gates * cfg.hidden * ((dim if k == 0 else cfg.hidden) + cfg.hidden + 2)
+                    for k in range(cfg.layers)) + cfg.hidden + 1
+    embedding = vocab * dim
+    weights = (4 * (recurrent + embedding) if cfg.train_embedding else 4 * recurrent + embedding) * item
+    per_token = (dim + cfg.layers * cfg.hidden * (gates + 2)) * item
+    device = weights + 2 * cfg.batch_size * width * per_token + cfg.eval_batch * width * per_token
+    host = (data.train.ids.nbytes + data.test.ids.nbytes) * 2 + embedding * 4
+    return memory.Estimate(device=device, host=host)
+
+
+def check_memory(cfg: TextConfig, data: TextData, device_free: int | None = None) -> None:
+    """ConfigError (one line, exit 2) if the run cannot fit; GPU runs pass the GPU's free bytes."""
+    what = (f"sentiment {cfg.cell} with layers={cfg.layers}, hidden={cfg.hidden}, batch_size={cfg.batch_size}, "
+            f"eval_batch={cfg.eval_batch}, vocabulary {len(data.words)} x {data.embedding.shape[1]}")
+    memory.check_estimate(memory_need(cfg, data), what, device_free=device_free)
