@@ -50,3 +50,19 @@ def test_every_backend_keeps_the_trainer_contract(backend):
     trainer = train.Trainer(Config(digits=3, hidden=4, embed=2, batch_size=4, eval_size=8, device="cpu"))
     assert trainer.compile_cache is None
     assert {"framework", "device", "threads"} <= set(trainer.env())
+
+
+def test_every_backend_keeps_the_sentiment_trainer_contract(backend):
+    import numpy as np
+
+    from common.sentiment import loop as sentiment_loop
+    from common.sentiment.config import TextConfig
+
+    contract = {name: inspect.signature(f) for name, f in vars(sentiment_loop.Trainer).items()
+                if inspect.isfunction(f) and not name.startswith("_")}
+    assert {"compile", "step", "loss", "nonfinite_step", "score", "params", "logits", "gradients", "env"} <= set(contract)
+    sentiment = module(backend, "sentiment")
+    for name, signature in contract.items():
+        assert list(inspect.signature(getattr(sentiment.Trainer, name)).parameters) == list(signature.parameters), name
+    trainer = sentiment.Trainer(TextConfig(hidden=4, device="cpu"), np.zeros((5, 3), np.float32))
+    assert trainer.compile_cache is None and {"framework", "device", "threads"} <= set(trainer.env())

@@ -9,13 +9,48 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from common.sentiment.config import TextConfig
-from common.sentiment.dataset import TextData, eval_batches, padded_width, train_batch
+from common.params import Params
+from common.sentiment.dataset import TextBatch, TextData, eval_batches, padded_width, train_batch
 from common.threads import CoreWatch
+
+
+class Trainer(Protocol):
+    """What each backend's `sentiment.Trainer(cfg, embedding)` provides (jax_impl and torch_impl)."""
+
+    # After compile: as common.loop.Trainer ('memory', 'hit', 'compiled'; None when eager).
+    compile_cache: str | None
+
+    def compile(self, train_widths: list[int], eval_widths: list[int]) -> float | None:
+        """Compile the train step and the scorer for these batch widths; seconds, None if eager."""
+
+    def step(self, batch: TextBatch) -> None:
+        """One optimiser update; may return before the device has finished."""
+
+    def loss(self) -> float:
+        """Wait for the device and return the latest training loss."""
+
+    def nonfinite_step(self) -> int | None:
+        """The first step whose loss was NaN or inf, if any."""
+
+    def score(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: prediction right (bool), and its loss."""
+
+    def params(self) -> Params:
+        """The parameters, neutral names and layouts (common/sentiment/params.py)."""
+
+    def logits(self, batch: TextBatch) -> np.ndarray:
+        """(batch,) logits with the current parameters."""
+
+    def gradients(self, batch: TextBatch) -> tuple[float, Params]:
+        """Loss and the trained parameters' gradients, updating nothing."""
+
+    def env(self) -> dict[str, Any]:
+        """Framework, device and threads, for the run record."""
 
 
 def widths(cfg: TextConfig, data: TextData) -> tuple[list[int], list[int]]:
@@ -27,7 +62,7 @@ def widths(cfg: TextConfig, data: TextData) -> tuple[list[int], list[int]]:
     return train, test
 
 
-def evaluate(cfg: TextConfig, trainer, data: TextData) -> tuple[float, float]:
+def evaluate(cfg: TextConfig, trainer: Trainer, data: TextData) -> tuple[float, float]:
     """(accuracy, mean loss) over the whole test split."""
     right = loss = 0.0
     for batch, valid in eval_batches(data, cfg.eval_batch):
@@ -37,7 +72,7 @@ def evaluate(cfg: TextConfig, trainer, data: TextData) -> tuple[float, float]:
     return right / len(data.test), loss / len(data.test)
 
 
-def fit(cfg: TextConfig, trainer, data: TextData,
+def fit(cfg: TextConfig, trainer: Trainer, data: TextData,
         on_step: Callable[[int], None] | None = None,
         on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train for cfg.steps; status, curve (step, loss, test_acc, test_loss, elapsed_s, train_s)
