@@ -8,13 +8,13 @@ import dataclasses
 import json
 from typing import Any
 
-from common.config import (ACTIVATIONS, DEVICES, DTYPES, INITS, MAX_LAYERS, SCHEDULES, ConfigError,
+from common.config import (ACTIVATIONS, CONTROLS, DEVICES, DTYPES, INITS, MAX_LAYERS, SCHEDULES, ConfigError,
                            _check_bool, _check_choice, _check_int, _check_positive_float, _fail)
 
 CELLS = ("rnn", "lstm", "gru")
 CORPORA = ("default", "imdb", "csv")
 CHOICES = {"corpus": CORPORA, "cell": CELLS, "activation": ACTIVATIONS, "init": INITS,
-           "schedule": SCHEDULES, "dtype": DTYPES, "device": DEVICES}
+           "schedule": SCHEDULES, "dtype": DTYPES, "device": DEVICES, "control": CONTROLS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,8 @@ class TextConfig:
     # Evaluation: the whole test split every eval_every steps, eval_batch texts at a time
     eval_every: int = 100
     eval_batch: int = 256
+    # A rounding-noise control of this run (common/controls.py): none, ulp or reorder.
+    control: str = "none"
     # Run
     seed: int = 0
     dtype: str = "float32"
@@ -119,5 +121,7 @@ def _validate(cfg: TextConfig) -> None:
         _fail("milestones", list(cfg.milestones), "must be positive step numbers")
     if list(cfg.milestones) != sorted(set(cfg.milestones)):
         _fail("milestones", list(cfg.milestones), "must be strictly increasing")
+    if cfg.control == "ulp" and cfg.init != "shared":
+        _fail("control", cfg.control, "nudges the shared initial weights; needs init=shared")
     if cfg.schedule == "multistep" and not cfg.milestones:
         _fail("milestones", [], "schedule=multistep needs at least one milestone")

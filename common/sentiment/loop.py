@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from common.sentiment.config import TextConfig
+from common.controls import reorder_rows
 from common.params import Params
 from common.sentiment.dataset import TextBatch, TextData, eval_batches, padded_width, train_batch
 from common.threads import CoreWatch
@@ -62,6 +63,15 @@ def widths(cfg: TextConfig, data: TextData) -> tuple[list[int], list[int]]:
     return train, test
 
 
+def training_batch(cfg: TextConfig, data: TextData, k: int) -> TextBatch:
+    """Batch k of the run; a `reorder` control gets its rows in a fixed other order."""
+    batch = train_batch(data, cfg.seed, k, cfg.batch_size)
+    if cfg.control != "reorder":
+        return batch
+    rows = reorder_rows(cfg.seed, len(batch))
+    return TextBatch(batch.ids[rows], batch.lengths[rows], batch.labels[rows])
+
+
 def evaluate(cfg: TextConfig, trainer: Trainer, data: TextData) -> tuple[float, float]:
     """(accuracy, mean loss) over the whole test split."""
     right = loss = 0.0
@@ -85,7 +95,7 @@ def fit(cfg: TextConfig, trainer: Trainer, data: TextData,
     status, diverged_step = "ok", None
     mark, last_step = time.perf_counter(), 0
     for step in range(1, cfg.steps + 1):
-        trainer.step(train_batch(data, cfg.seed, step, cfg.batch_size))
+        trainer.step(training_batch(cfg, data, step))
         if on_step:
             on_step(step)
         if step == 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.controls import nudge
 from common.params import GATES, Params
 from common.sentiment.config import TextConfig
 
@@ -32,4 +33,4 @@ def init_params(cfg: TextConfig, embedding: np.ndarray) -> Params:
     for name, shape in param_shapes(cfg, *embedding.shape).items():
         value = embedding if name == "embedding.weight" else rng.uniform(-bound, bound, shape)
         params[name] = np.ascontiguousarray(value, dtype=cfg.dtype)
-    return params
+    return nudge(params) if cfg.control == "ulp" else params
