@@ -91,6 +91,11 @@ class Config:
         _validate(self)
 
     @property
+    def task(self) -> str:
+        """The workload (common/records.py): this config is the adder's; common.sentiment has its own."""
+        return "adder"
+
+    @property
     def positions(self) -> int:
         """Digits per sequence: the operand digits plus one for the final carry."""
         return self.digits + 1

@@ -35,18 +35,19 @@ def _record(backend: str, cfg: Config, *, task: str, started_at: str | None, env
     return record
 
 
-def run_record(backend: str, cfg: Config, outcome: dict[str, Any], started_at: str, env: dict[str, Any],
-               task: str = ADDER) -> dict[str, Any]:
-    """The record of a run that trained: `outcome` is what common.loop.fit returned for it
-    (status ok or diverged, curve, lengths, probe, timing)."""
-    return _record(backend, cfg, task=task, started_at=started_at, env=env, error=None, **outcome)
+def run_record(backend: str, cfg: Config, outcome: dict[str, Any], started_at: str,
+               env: dict[str, Any]) -> dict[str, Any]:
+    """The record of a run that trained: `outcome` is what its task's fit returned (status ok or
+    diverged, curve, timing; the adder's lengths and probe, sentiment's best). `cfg.task` says
+    which task (Config or common.sentiment's TextConfig)."""
+    return _record(backend, cfg, task=cfg.task, started_at=started_at, env=env, error=None, **outcome)
 
 
 def error_record(backend: str, cfg: Config, message: str, started_at: str | None = None,
-                 env: dict[str, Any] | None = None, task: str = ADDER) -> dict[str, Any]:
+                 env: dict[str, Any] | None = None) -> dict[str, Any]:
     """The record of a run that produced nothing but the error `message`; `started_at` and `env`
     where the run got as far as its backend."""
-    return _record(backend, cfg, task=task, started_at=started_at, env=env, status="error", error=message,
+    return _record(backend, cfg, task=cfg.task, started_at=started_at, env=env, status="error", error=message,
                    diverged_step=None, curve=[], timing=None)
 
 

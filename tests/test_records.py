@@ -62,9 +62,13 @@ def test_an_error_after_the_backend_started_keeps_when_and_where():
 
 
 def test_a_record_says_its_task_and_keeps_it_when_read_back():
-    record = error_record("jax", CFG, "refused: too big", task="sentiment")
+    from common.sentiment.config import TextConfig
+
+    record = error_record("jax", TextConfig(), "refused: too big")
     assert read(json.loads(json.dumps(record))) == record
-    assert read(record)["task"] == "sentiment"
+    assert read(record)["task"] == "sentiment" and "best" in record and set(record["final"]) == {
+        "step", "loss", "test_acc", "test_loss"}
+    assert error_record("jax", CFG, "boom")["task"] == ADDER
 
 
 def test_a_record_from_before_tasks_reads_as_an_adder_run():

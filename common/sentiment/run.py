@@ -125,8 +125,8 @@ def run(backend: str, cfg: TextConfig, data: TextData, console: Console) -> dict
         outcome["timing"]["build_s"] = build_s
     except Exception as e:  # a crash mid-run still yields a record saying so
         lines = str(e).strip().splitlines()
-        return error_record(backend, cfg, f"{type(e).__name__}: {lines[0] if lines else ''}", started, env, task=TASK)
-    return run_record(backend, cfg, outcome, started, env, task=TASK)
+        return error_record(backend, cfg, f"{type(e).__name__}: {lines[0] if lines else ''}", started, env)
+    return run_record(backend, cfg, outcome, started, env)
 
 
 def _fit_with_progress(cfg: TextConfig, trainer, data: TextData, console: Console) -> dict[str, Any]:
