@@ -251,20 +251,24 @@ def serve(backend: str, cfg: Config) -> None:
         gc.collect()
         gc.freeze()
         request = json.loads(line)
-        run_cfg, seeds = Config.from_dict(request["config"]), request["seeds"]
+        text = request.get("task", "adder") == "sentiment"
+        run_cfg = (sentiment.TextConfig if text else Config).from_dict(request["config"])
+        seeds = request["seeds"]
         cfgs = [run_cfg.replace(seed=run_cfg.seed + k) for k in range(seeds)]
         with open(request["log"], "w") as log:
             console = Console(file=log, highlight=False, width=120)
             if (host_threads(run_cfg), run_cfg.device) != pinned:
                 records = [error_record(backend, c, f"worker pinned for {pinned} got a run for "
                                                     f"{(host_threads(run_cfg), run_cfg.device)}") for c in cfgs]
+            elif text:
+                records = [sentiment.serve_run(backend, run_cfg, console)]
             else:
                 try:
                     records = run(backend, run_cfg, console, seeds, requested_at)
                 except ConfigError as e:  # does not fit this GPU, say
                     records = [error_record(backend, c, f"refused: {e}") for c in cfgs]
-            for record in records:
-                console.print(summarise(record))
+                for record in records:
+                    console.print(summarise(record))
         try:
             write_records(Path(request["out"]), records)
             replies.write(json.dumps({"done": request["out"]}) + "\n")

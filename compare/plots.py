@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.files import replacing  # noqa: E402
-from compare.stats import CURVE_TOLERANCE, DIFFERENT, Estimate, Group  # noqa: E402
+from compare.stats import CURVE_ACCURACY, CURVE_TOLERANCE, DIFFERENT, Estimate, Group, task  # noqa: E402
 
 COLOURS = {"jax": "tab:blue", "torch": "tab:orange"}
 STYLES = {"jax": "-", "torch": "--"}  # dashed on top of solid: identical curves stay visible
@@ -63,18 +63,20 @@ def _mean_band(group: Group, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
            verdicts: dict[str, str] | None = None) -> None:
-    """Loss and exact accuracy of both backends per config: mean over seeds and its bootstrap
-    band; each panel titled with the config and its agreement verdict."""
+    """Loss and accuracy (exact match; test accuracy for sentiment) of both backends per config:
+    mean over seeds and its bootstrap band; each panel titled with the config and its verdict."""
     labels = list(groups)
     cols = min(_COLUMNS, len(labels))
     blocks = math.ceil(len(labels) / cols)
     fig, axes = plt.subplots(2 * blocks, cols, figsize=(3.4 * cols, 5.2 * blocks), squeeze=False,
                              sharex=False)
+    first = next(iter(next(iter(groups.values())).values())).records[0]
+    accuracy_key = CURVE_ACCURACY[task(first)]
     for i, label in enumerate(labels):
         top, col = 2 * (i // cols), i % cols
         loss_ax, acc_ax = axes[top, col], axes[top + 1, col]
         for backend, group in sorted(groups[label].items()):
-            for ax, key in ((loss_ax, "loss"), (acc_ax, "exact_acc")):
+            for ax, key in ((loss_ax, "loss"), (acc_ax, accuracy_key)):
                 steps, mean, lo, hi = _mean_band(group, key)
                 if not len(steps):
                     continue
@@ -93,7 +95,7 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
         if hi / lo < 10:  # within one decade only minor ticks exist: label them plainly
             loss_ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
         loss_ax.set_ylabel("training loss", fontsize=8)
-        acc_ax.set_ylabel("exact match (held out)", fontsize=8)
+        acc_ax.set_ylabel("test accuracy" if accuracy_key == "test_acc" else "exact match (held out)", fontsize=8)
         acc_ax.set_xlabel("step", fontsize=8)
         acc_ax.set_ylim(-0.03, 1.03)
         for ax in (loss_ax, acc_ax):

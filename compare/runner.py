@@ -139,7 +139,8 @@ class _Worker:
         self.record_path = scratch / f"{first.key}.json"
         self.run_log = logs / f"{first.key}.log"
         self.record_path.unlink(missing_ok=True)
-        request = {"config": first.config.to_dict(), "seeds": len(unit), "out": str(self.record_path),
+        request = {"task": first.config.task, "config": first.config.to_dict(), "seeds": len(unit),
+                   "out": str(self.record_path),
                    "log": str(self.run_log)}
         try:
             self.proc.stdin.write(json.dumps(request) + "\n")

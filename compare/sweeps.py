@@ -12,10 +12,18 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from common.config import H0_MODES, Config
+from common.config import H0_MODES, Config, ConfigError
+from common.sentiment.config import TextConfig
 
 QUICK = {"steps": 300, "eval_every": 20, "lr": 1e-2}
 PAPER: dict[str, Any] = {}
+# The second lab (common/sentiment): quick runs the offline default (tweets); paper the lab's
+# data, IMDB with GloVe 100-d (give their paths: --set corpus_path=… --set vectors=…glove.6B.zip),
+# 10 epochs of the 25,000 training reviews at batch 64 (3,900 steps), which the lab's curves
+# plateau well within, evaluated every 300 steps.
+TEXT_QUICK = {"steps": 300, "eval_every": 50}
+TEXT_PAPER = {"corpus": "imdb", "vectors_member": "glove.6B.100d.txt", "steps": 3900, "eval_every": 300}
+CONFIGS = {"adder": Config, "sentiment": TextConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +38,20 @@ class Sweep:
     paper: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Fields that depend on the swept values: (point, preset) -> overrides.
     derive: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+    task: str = "adder"  # or "sentiment": the second lab
 
     def axes(self, preset: str) -> dict[str, tuple]:
         return self.quick_axes if preset == "quick" else self.paper_axes
 
     def base(self, preset: str) -> dict[str, Any]:
+        if self.task == "sentiment":
+            return {**TEXT_QUICK, **self.quick} if preset == "quick" else {**TEXT_PAPER, **self.paper}
         return {**QUICK, **self.quick} if preset == "quick" else {**PAPER, **self.paper}
+
+    @property
+    def fields(self) -> set[str]:
+        """The config fields its runs have (what --set may change)."""
+        return {f.name for f in dataclasses.fields(CONFIGS[self.task])}
 
     @property
     def is_heatmap(self) -> bool:
@@ -105,6 +121,13 @@ SWEEPS = {s.name: s for s in [
           {"layers": (1, 2, 3, 4), "carry_state": (False, True)},
           {"layers": (1, 2, 3, 4, 10), "carry_state": (False, True)},
           quick={"steps": 400, **_CAP}, paper={"steps": 500, "lr": 1e-2, **_CAP}),
+    Sweep("text-cells", "sentiment: rnn vs lstm vs gru, hidden 256, 1 layer",
+          {"cell": ("rnn", "lstm", "gru")}, {"cell": ("rnn", "lstm", "gru")}, task="sentiment"),
+    Sweep("text-layers", "sentiment: rnn with 1 or 2 layers, hidden 256",
+          {"layers": (1, 2)}, {"layers": (1, 2)}, task="sentiment"),
+    Sweep("text-hidden", "sentiment: rnn with hidden 256, 512, 1024",
+          {"hidden": (256, 512, 1024)}, {"hidden": (256, 512, 1024)}, task="sentiment",
+          quick={"steps": 200, "eval_every": 100}),  # 1024 is 16x the work of 256 on a CPU
 ]}
 ALL = "all"
 PRESETS = ("quick", "paper")
@@ -115,7 +138,7 @@ class Run:
     """One config x backend x seed: the unit the harness executes, resumes and reports."""
     sweep: str
     backend: str
-    config: Config
+    config: Config | TextConfig
     point: tuple[tuple[str, Any], ...]  # the swept values, e.g. (("layers", 3),)
     role: str = "main"  # or a follow-up of a parted config: "control", "confirm64" (compare.stats)
 
@@ -133,13 +156,16 @@ def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
            overrides: dict[str, Any]) -> list[Run]:
     """Every run of the sweep; raises ConfigError (naming the value) if any config is invalid."""
     axes = sweep.axes(preset)
+    alien = sorted(set(overrides) - sweep.fields)
+    if alien:
+        raise ConfigError(f"--set {alien[0]}=…: not a field of sweep {sweep.name}'s {sweep.task} runs")
     base = {**sweep.base(preset), **overrides}
     runs = []
     for values in itertools.product(*axes.values()):
         point = tuple(zip(axes, values))
         derived = sweep.derive(dict(point), preset) if sweep.derive else {}
         for seed in range(seeds):
-            cfg = Config(**{**base, **derived, **dict(point), "seed": seed})
+            cfg = CONFIGS[sweep.task](**{**base, **derived, **dict(point), "seed": seed})
             runs.extend(Run(sweep.name, b, cfg, point) for b in backends)
     return runs
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import platform
 import time
 from typing import Any
@@ -20,7 +21,7 @@ from common.config import Config, ConfigError
 from common.params import GATES
 from common.records import error_record, run_record
 from common.sentiment import DataError
-from common.sentiment.config import CHOICES, TextConfig
+from common.sentiment.config import CHOICES, TextConfig  # noqa: F401  (TextConfig: common.cli reads it here)
 from common.sentiment.dataset import TextData, load, padded_width
 from common.sentiment.loop import fit
 from common.threads import host_threads, pin_threads, thread_policy
@@ -191,3 +192,20 @@ def check_memory(cfg: TextConfig, data: TextData, device_free: int | None = None
     what = (f"sentiment {cfg.cell} with layers={cfg.layers}, hidden={cfg.hidden}, batch_size={cfg.batch_size}, "
             f"eval_batch={cfg.eval_batch}, vocabulary {len(data.words)} x {data.embedding.shape[1]}")
     memory.check_estimate(memory_need(cfg, data), what, device_free=device_free)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_data(cfg: TextConfig) -> TextData:
+    return load_data(cfg)
+
+
+def serve_run(backend: str, cfg: TextConfig, console: Console) -> dict[str, Any]:
+    """One run in a warm worker of compare.run (common.cli.serve): its record, an error record
+    for data or sizes it refuses. The data stay loaded for the run's controls."""
+    try:
+        data = _cached_data(cfg.replace(control="none"))  # a control trains on its run's data
+        record = run(backend, cfg, data, console)
+    except ConfigError as e:
+        return error_record(backend, cfg, f"refused: {e}")
+    console.print(summarise(record, data))
+    return record

@@ -1,0 +1,86 @@
+"""The second lab's findings next to ours (the sentiment sweeps), as compare/findings.py does for
+the adder: per backend, *confirmed*, *contradicted* or *inconclusive* when the data cannot decide
+(the values tie within their 95 % intervals, or a needed config is missing or failed).
+
+Accuracy is each run's best test accuracy, mean over seeds. The lab's own numbers (IMDB, GloVe)
+are shown beside ours; on the offline default (tweets) the comparison is of the claims, not of
+the numbers, and the report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from compare.findings import Finding, Groups, _verdict
+from compare.stats import ACCURACY_MARGIN, Group, compare_means, accuracy
+
+# The lab's test accuracy per (cell, layers, hidden) (../shared/STUDY.md).
+LAB = {("rnn", 1, 256): 0.6976, ("rnn", 2, 256): 0.7135, ("rnn", 1, 512): 0.6903,
+       ("rnn", 1, 1024): 0.6574, ("lstm", 1, 256): 0.8308, ("gru", 1, 256): 0.8326}
+
+
+def lab_accuracy(config: dict[str, Any]) -> float | None:
+    return LAB.get((config["cell"], config["layers"], config["hidden"]))
+
+
+def _values(g: Group) -> list[float]:
+    return [accuracy(r) for r in g.records if r["status"] != "error"]
+
+
+def _better(a: Group, b: Group) -> bool | None:
+    """a scores higher than b beyond their 95 % intervals (True), lower (False), or a tie (None)."""
+    differs = a.final_exact().differs_from(b.final_exact())
+    return None if not differs else a.final_exact().mean > b.final_exact().mean
+
+
+def _each_backend(groups: Groups, field: str, claim: str, needs: tuple,
+                  judge: Callable[[dict], tuple[str, bool | None]]) -> Finding:
+    backends = sorted({b for g in groups.values() for b in g})
+    ours, verdicts = [], {}
+    for backend in backends:
+        values = {g[backend].point[field]: g[backend] for g in groups.values()
+                  if backend in g and g[backend].final_exact().n}
+        missing = [k for k in needs if k not in values]
+        text, ok = (f"no usable runs for {field}={missing[0]}", None) if missing else judge(values)
+        ours.append(f"{backend}: {text}")
+        verdicts[backend] = ok
+    return Finding(claim, "; ".join(ours), _verdict(verdicts))
+
+
+def _fmt(values: dict) -> str:
+    return ", ".join(f"{k} {g.final_exact().mean:.3f}" for k, g in values.items())
+
+
+def cells(groups: Groups) -> list[Finding]:
+    def gated(v):
+        wins = [_better(v[c], v["rnn"]) for c in ("lstm", "gru")]
+        return _fmt(v), True if all(wins) else False if False in wins else None
+    return [_each_backend(groups, "cell", "LSTM and GRU beat a plain RNN (lab: 83.1 %, 83.3 % vs 69.8 %)",
+                          ("rnn", "lstm", "gru"), gated)]
+
+
+def layers(groups: Groups) -> list[Finding]:
+    def little(v):
+        c = compare_means(_values(v[2]), _values(v[1]), ACCURACY_MARGIN)
+        ok = {"same": True, "different": False}.get(c.verdict)
+        return f"{_fmt(v)}; 2 − 1 layers {c}", ok
+    return [_each_backend(groups, "layers", f"a second layer changes little (lab: 71.4 % vs 69.8 %; here: "
+                          f"within ±{ACCURACY_MARGIN:.0%})", (1, 2), little)]
+
+
+def hidden(groups: Groups) -> list[Finding]:
+    def no_help(v):
+        larger = [_better(v[h], v[256]) for h in (512, 1024)]
+        worst = min(v, key=lambda h: v[h].final_exact().mean)
+        if True in larger:
+            return _fmt(v), False
+        clear = _better(v[1024], v[256]) is False and _better(v[1024], v[512]) is False
+        return f"{_fmt(v)}; lowest {worst}", True if clear else None
+    return [_each_backend(groups, "hidden", "larger hidden sizes do not help, 1024 worst (lab: 69.8 / 69.0 / "
+                          "65.7 %)", (256, 512, 1024), no_help)]
+
+
+CHECKS: dict[str, Callable[[Groups], list[Finding]]] = {
+    "text-cells": cells, "text-layers": layers, "text-hidden": hidden,
+}
