@@ -98,11 +98,42 @@ def test_overrides_are_typed():
 
 
 def test_every_sweep_expands_to_valid_configs_in_both_presets():
+    imdb = {"corpus_path": "aclImdb_v1.tar.gz", "vectors": "glove.6B.zip"}  # paper text sweeps read files
     for sweep in SWEEPS.values():
         for preset in ("quick", "paper"):
-            runs = expand(sweep, preset, ["jax", "torch"], 2, {})
+            files = imdb if (sweep.task, preset) == ("sentiment", "paper") else {}
+            runs = expand(sweep, preset, ["jax", "torch"], 2, files)
             assert len({r.key for r in runs}) == len(runs) > 0
-            assert {r.config.seed for r in runs} == {0, 1}
+            assert {r.config.seed for r in runs} == {0, 1} and {r.config.task for r in runs} == {sweep.task}
+    with pytest.raises(ConfigError, match="corpus_path='': corpus=imdb needs the path of its files"):
+        expand(SWEEPS["text-cells"], "paper", ["jax"], 1, {})
+    with pytest.raises(ConfigError, match="--set digits=…: not a field of sweep text-cells's sentiment runs"):
+        expand(SWEEPS["text-cells"], "quick", ["jax"], 1, {"digits": 5})
+
+
+def test_a_tiny_sentiment_sweep_end_to_end_and_resumed(tmp_path):
+    from tests.test_sentiment_run import _files
+
+    _files(tmp_path)
+    out = tmp_path / "text"
+    sets = ["corpus=csv", f"corpus_path={tmp_path / 'texts.csv'}", f"vectors={tmp_path / 'vectors.txt'}",
+            "csv_positive=pos", "csv_negative=neg", "hidden=8", "batch_size=16", "eval_batch=40",
+            "steps=40", "eval_every=20", "lr=0.01"]
+    args = ["--sweep", "text-layers", "--seeds", "2", "--out", str(out), *[a for s in sets for a in ("--set", s)]]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = harness(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    recs = [r for r in records(out) if r.get("role", "main") == "main"]
+    assert sorted((r["backend"], r["label"], r["config"]["seed"]) for r in recs) == [
+        (b, f"layers={n}", k) for b in ("jax", "torch") for n in (1, 2) for k in (0, 1)]
+    assert all(r["task"] == "sentiment" and r["status"] == "ok" and r["best"]["test_acc"] > 0.8 for r in recs)
+    report = (out / "report.md").read_text()
+    assert "## `text-layers`" in report and "The lab's findings vs ours" in report and "| layers=2 | torch |" in report
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert {r["measures"] for r in rows} == {"best test accuracy / steps to within 1 point of the best"}
+    assert all(r["verdict"] for r in rows)
+    again = harness(*args, env=env)
+    assert again.returncode == 0 and "resuming: 8 of 8 runs" in again.stdout
 
 
 @pytest.mark.skipif(gpu_available(), reason="this machine has a GPU")

@@ -182,3 +182,31 @@ def test_runs_timed_under_contention_are_left_out_of_timings():
     assert g.timing("run_steps_per_s").mean == 200.0 and g.contended() == 1
     slow["timing"]["contention"] = None  # a record from before contention was measured counts
     assert group_records([fast, slow])["lr=0.1"]["jax"].timing("run_steps_per_s").mean == 130.0
+
+
+def text_record(backend, point, seed, best, near=100, losses=(0.7, 0.5), status="ok"):
+    """A sentiment run's record: accuracy is its best test accuracy, speed the steps to within 1 point."""
+    curve = [{"step": 50 * (i + 1), "loss": loss, "test_acc": best - 0.01 * (len(losses) - 1 - i),
+              "test_loss": loss} for i, loss in enumerate(losses)]
+    return {"task": "sentiment", "backend": backend, "label": " ".join(f"{k}={v}" for k, v in point.items()),
+            "point": point, "status": status, "diverged_step": None,
+            "config": {"seed": seed, "steps": 300, "eval_every": 50, "init": "shared", **point},
+            "curve": curve, "final": {"step": curve[-1]["step"], "loss": losses[-1], "test_acc": curve[-1]["test_acc"],
+                                      "test_loss": losses[-1]},
+            "best": {"test_acc": best, "step": 100, "step_within_1_point": near},
+            "timing": {"steps_per_s": 50.0, "compile_s": None}}
+
+
+def test_sentiment_runs_are_judged_by_best_test_accuracy_and_steps_to_near_it():
+    from compare.stats import accuracy, learning_step
+
+    r = text_record("jax", {"cell": "gru"}, 0, best=0.85, near=150)
+    assert accuracy(r) == 0.85 and learning_step(r, 300) == 150
+    assert accuracy({**r, "status": "diverged"}) == 0.0
+    same = [text_record(b, {"cell": "gru"}, k, best=0.85 + 0.002 * k) for b in ("jax", "torch") for k in range(3)]
+    a = verdict_of(same, "cell=gru")
+    assert a.verdict == SAME and a.final.verdict == "same" and a.acc_gap == 0.0
+    apart = [text_record(b, {"cell": "gru"}, k, best=(0.85 if b == "jax" else 0.75) + 0.002 * k)
+             for b in ("jax", "torch") for k in range(3)]
+    b = verdict_of(apart, "cell=gru")
+    assert b.verdict == DIFFERENT and "best test accuracy differs across seeds" in b.why
