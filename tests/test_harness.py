@@ -442,3 +442,33 @@ def test_auto_jobs_fill_the_cores_on_a_cpu_and_stay_at_one_on_a_gpu(monkeypatch)
     need = max(memory.estimate(r.config).total() for r in cpu) + memory.FRAMEWORK_BYTES
     monkeypatch.setattr(memory, "available_host_bytes", lambda: int(3.5 * need))
     assert auto_jobs(cpu, 8, 1) == 3
+
+
+def test_the_paper_text_sweeps_read_imdb_and_glove_files(tmp_path):
+    """The path a user with the real files takes, on files in their real layouts: an aclImdb_v1.tar.gz
+    and a glove.6B.zip holding glove.6B.100d.txt (tiny ones)."""
+    import zipfile
+
+    from tests.test_sentiment_corpora import imdb_archive
+
+    reviews = {(split, label): {f"{i}_{7 if label == 'pos' else 2}.txt":
+                                (b"a great lovely film " if label == "pos" else b"a bad dull film ") * (i % 3 + 1)
+                                for i in range(12)}
+               for split in ("train", "test") for label in ("pos", "neg")}
+    (tmp_path / "aclImdb_v1.tar.gz").write_bytes(imdb_archive(reviews))
+    words = {"a": 0.0, "great": 1.0, "lovely": 1.0, "film": 0.0, "bad": -1.0, "dull": -1.0}
+    lines = "".join(f"{w} {v} " + " ".join(["0.01"] * 99) + "\n" for w, v in words.items())
+    with zipfile.ZipFile(tmp_path / "glove.6B.zip", "w") as z:
+        z.writestr("glove.6B.100d.txt", lines)
+    args = ["--sweep", "text-cells", "--preset", "paper", "--seeds", "1", "--out", str(tmp_path / "out"),
+            "--set", f"corpus_path={tmp_path / 'aclImdb_v1.tar.gz'}", "--set", f"vectors={tmp_path / 'glove.6B.zip'}"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    dry = harness(*args, "--dry_run", env=env)
+    assert dry.returncode == 0 and "6 runs" in dry.stdout, dry.stderr
+    small = ["--set", "steps=4", "--set", "eval_every=2", "--set", "hidden=8", "--set", "batch_size=8"]
+    result = harness(*args, *small, "--backends", "torch", env=env)
+    assert result.returncode == 0, result.stderr
+    recs = records(tmp_path / "out")
+    assert len(recs) == 3 and all(r["status"] == "ok" and r["config"]["corpus"] == "imdb" for r in recs)
+    assert all(r["config"]["vectors_member"] == "glove.6B.100d.txt" for r in recs)
+    assert "the offline default" not in (tmp_path / "out" / "report.md").read_text()
