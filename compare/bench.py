@@ -42,7 +42,7 @@ from common.files import write_atomic
 from common.config import DEVICES, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.params import GATES, head_input_size, rnn_input_size
 from common.threads import available_cores, host_threads, pin_threads
-from compare import baselines, devices
+from compare import baselines, devices, text_bench
 
 CASES = {
     "canonical": Config(),
@@ -52,6 +52,7 @@ CASES = {
     "digits1000": Config(data="uniform", digits=1000),
 }
 QUICK_CASES = ("canonical", "digits100")
+ALL_CASES = [*CASES, *text_bench.CASES]  # the adder's, then the sentiment model's (compare/text_bench.py)
 SOLVE_LR = 1e-2  # time to solve is measured at the reports' best learning rate
 
 
@@ -213,7 +214,6 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     if not ok:
         return {"error": samples[0]["error"]}
     med = lambda key: statistics.median(s[key] for s in ok) if ok[0].get(key) is not None else None  # noqa: E731
-    cfg = CASES[ok[0]["case"]]
     step_s = med("step_s")
     out = {k: med(k) for k in ("import_s", "build_s", "data_s", "first_step_s", "step_s", "e2e_step_s",
                                "plain_step_s", "peak_gflops", "solve_s", "solve_with_evals_s", "solve_step")}
@@ -226,11 +226,15 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     warm_solves = [s["solve_s"] for s in samples[1:] if "error" not in s and s.get("solve_s") is not None]
     if warm_solves:
         out["solve_s"] = statistics.median(warm_solves)  # warm cache
+    flops = med("flops") or flops_per_step(CASES[ok[0]["case"]])  # a text case counts its real tokens
+    if ok[0].get("bucketed_step_s"):
+        out.update({k: med(k) for k in ("bucketed_step_s", "pad_share", "bucketed_pad_share")})
+        out["bucketed_gflops"] = med("bucketed_flops") / out["bucketed_step_s"] / 1e9
     all_steps = [t for s in ok for t in s["step_s_all"]]
     per_s = lambda key: 1 / out[key] if out[key] else None  # noqa: E731
     out.update(e2e_steps_per_s=per_s("e2e_step_s"), plain_steps_per_s=per_s("plain_step_s"))
     out.update(step_s_min=min(all_steps), step_s_max=max(all_steps), steps_per_s=1 / step_s,
-               gflops=flops_per_step(cfg) / step_s / 1e9, repeats=len(ok), env=ok[0]["env"],
+               gflops=flops / step_s / 1e9, repeats=len(ok), env=ok[0]["env"],
                device=ok[0]["env"]["device"])
     return out
 
@@ -244,6 +248,8 @@ def add_efficiency(summaries: dict[str, dict[str, Any]]) -> None:
         same_device = [o["peak_gflops"] for o in ok.values() if o["device"] == s["device"]]
         s["machine_peak_gflops"] = max(same_device)
         s["efficiency"] = s["gflops"] / s["machine_peak_gflops"]
+        if "bucketed_gflops" in s:
+            s["bucketed_efficiency"] = s["bucketed_gflops"] / s["machine_peak_gflops"]
 
 
 def bench(cases: list[str], device: str, thread_counts: list[int], repeats: int, quick: bool,
@@ -263,8 +269,8 @@ def bench(cases: list[str], device: str, thread_counts: list[int], repeats: int,
             summaries = {b: _summarise(s) for b, s in samples.items()}
             add_efficiency(summaries)
             for backend, s in summaries.items():
-                results.append({"case": case, "threads": threads, "backend": backend,
-                                "flops_per_step": flops_per_step(CASES[case]), **s})
+                flops = None if case in text_bench.CASES else flops_per_step(CASES[case])  # text: in s
+                results.append({"case": case, "threads": threads, "backend": backend, "flops_per_step": flops, **s})
             if case == "canonical" and "error" not in summaries["jax"]:
                 for k in vmap_seeds:
                     say(f"{case}, {threads} thread(s), {k} seeds in one vmapped program")
@@ -327,21 +333,23 @@ def main(argv: list[str]) -> None:
                           f"{statistics.median(r['warm']):.1f}, warm/fresh {r['ratio']:.3f}")
         return
     if F.worker:
-        if F.backend not in BACKENDS or F.case not in CASES:
-            fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(CASES)})")
+        if F.backend not in BACKENDS or F.case not in ALL_CASES:
+            fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(ALL_CASES)})")
         if not 1 <= F.threads <= len(available_cores()) or not 1 <= F.seeds <= MAX_SEEDS_PER_PROGRAM:
             fail(f"--threads={F.threads}, --seeds={F.seeds}: need 1 <= threads <= {len(available_cores())} "
                  f"and 1 <= seeds <= {MAX_SEEDS_PER_PROGRAM}")
         pin_threads(F.threads)
-        if F.seeds > 1:
+        if F.case in text_bench.CASES:
+            print(json.dumps(text_bench.worker(F.backend, F.case, F.device, F.threads, F.quick, _matmul_peak)))
+        elif F.seeds > 1:
             print(json.dumps(vmap_worker(F.case, F.device, F.threads, F.seeds, F.quick)))
         else:
             print(json.dumps(worker(F.backend, F.case, F.device, F.threads, F.quick)))
         return
-    cases = list(QUICK_CASES if F.quick else CASES) if not F.cases else F.cases
-    unknown = [c for c in cases if c not in CASES]
+    cases = (list(QUICK_CASES + text_bench.QUICK_CASES) if F.quick else list(ALL_CASES)) if not F.cases else F.cases
+    unknown = [c for c in cases if c not in ALL_CASES]
     if unknown:
-        fail(f"--cases={','.join(cases)}: unknown case {unknown[0]!r} (one of {', '.join(CASES)})")
+        fail(f"--cases={','.join(cases)}: unknown case {unknown[0]!r} (one of {', '.join(ALL_CASES)})")
     if not all(t.isdigit() for t in F.thread_counts):
         fail(f"--thread_counts={','.join(F.thread_counts)}: must be whole numbers (0: the run's policy)")
     if not all(t.isdigit() and int(t) <= len(available_cores()) for t in F.thread_counts):
@@ -396,8 +404,31 @@ def _vmap_row(case: str, device: str, threads: int, seeds: int, repeats: int, qu
 
 def print_tables(console: Console, results: list[dict[str, Any]]) -> None:
     _print_table(console, [r for r in results if r["backend"] in BACKENDS])
-    _print_e2e_table(console, [r for r in results if r["backend"] in BACKENDS and "error" not in r])
+    _print_e2e_table(console, [r for r in results if r["backend"] in BACKENDS and "error" not in r
+                               and r["case"] in CASES])
+    _print_text_table(console, [r for r in results if r["case"] in text_bench.CASES and "error" not in r])
     _print_vmap_table(console, [r for r in results if r["backend"] == "jax-vmap"])
+
+
+def _print_text_table(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = Table(title="Sentiment model: batches of 64 texts of 50..400 tokens, random lengths vs length "
+                        "buckets (GFLOP/s of real tokens only)")
+    for col in ("case", "thr", "backend", "compile s", "random: step s", "pad", "GFLOP/s", "eff.",
+                "bucketed: step s", "pad", "GFLOP/s", "eff.", "bucketed speed-up"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("case", "backend") else "right")
+    f = lambda x, spec: "–" if x is None else f"{x:{spec}}"  # noqa: E731
+    for r in rows:
+        table.add_row(r["case"], str(r["threads"]), r["backend"], f(r["compile_warm_s"] or r["compile_cold_s"], ".2f"),
+                      f(r["step_s"], ".3f"), f"{r['pad_share']:.0%}", f(r["gflops"], ".1f"),
+                      f"{r['efficiency']:.0%}", f(r["bucketed_step_s"], ".3f"), f"{r['bucketed_pad_share']:.0%}",
+                      f(r["bucketed_gflops"], ".1f"), f"{r['bucketed_efficiency']:.0%}",
+                      f"x{r['step_s'] / r['bucketed_step_s']:.2f}")
+    console.print(table)
+    console.print("pad: the share of a padded batch's positions that are padding (JAX's masked scan computes "
+                  "them; PyTorch's packed sequence does not); eff. = GFLOP/s of real tokens over the same "
+                  "run's matmul peak. Compile: JAX, every batch width (warm cache; cold on the first repeat).")
 
 
 def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:

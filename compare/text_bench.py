@@ -1,0 +1,97 @@
+"""The sentiment model's speed (compare.bench's text cases): padded batches of 64 texts whose
+lengths are drawn uniformly from 50..400 tokens, a 25,000-word vocabulary of 100-d vectors (the
+lab's GloVe size, kept frozen), every cell at hidden 256 and 1024.
+
+Two kinds of batch, timed in interleaved blocks in one process: *random* (64 texts of any
+length, as an unsorted loader gives them) and *bucketed* (64 texts of similar length, as our
+training batches are: common.sentiment.dataset). PyTorch packs each batch and computes only real
+tokens either way; JAX's masked scan computes every position of the padded batch, so bucketing
+is the lever that cuts its pad work. Achieved GFLOP/s counts the FLOPs of real tokens only, the
+work the task needs, so padding shows as lost efficiency.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from common import backends
+from common.params import GATES
+from common.sentiment.config import TextConfig
+from common.sentiment.dataset import TextBatch, padded_width
+
+BATCH, SHORTEST, LONGEST, VOCAB, DIM = 64, 50, 400, 25_000, 100
+CASES = {f"text-{cell}-{hidden}": TextConfig(cell=cell, hidden=hidden, batch_size=BATCH, max_len=LONGEST)
+         for hidden in (256, 1024) for cell in ("rnn", "lstm", "gru")}
+QUICK_CASES = ("text-rnn-256",)
+
+
+def _batch(lengths: np.ndarray, rng: np.random.Generator) -> TextBatch:
+    lengths = np.sort(lengths)[::-1].astype(np.int32)
+    ids = np.zeros((len(lengths), min(padded_width(int(lengths.max())), LONGEST)), np.int32)  # as max_len caps
+    for row, n in enumerate(lengths):
+        ids[row, :n] = rng.integers(2, VOCAB, n)
+    return TextBatch(ids, lengths, rng.integers(0, 2, len(lengths)).astype(np.int32))
+
+
+def batches(kind: str, count: int = 4, seed: int = 0) -> list[TextBatch]:
+    """`count` batches of BATCH texts: random lengths, or one length bucket each, as our training
+    batches are (a pool of 10 batches sorted by length and cut into 10 buckets; `count` of them,
+    evenly spread from the shortest to the longest)."""
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return [_batch(rng.integers(SHORTEST, LONGEST + 1, BATCH), rng) for _ in range(count)]
+    pool = np.sort(rng.integers(SHORTEST, LONGEST + 1, BATCH * 10))
+    picks = np.linspace(0, 9, count).round().astype(int)
+    return [_batch(pool[k * BATCH:(k + 1) * BATCH], rng) for k in picks]
+
+
+def flops_per_step(cfg: TextConfig, tokens: float) -> float:
+    """Matmul FLOPs of a training step over `tokens` tokens: forward, and twice that backward."""
+    per_token = sum(2 * GATES[cfg.cell] * cfg.hidden * ((DIM if k == 0 else cfg.hidden) + cfg.hidden)
+                    for k in range(cfg.layers))
+    return 3 * per_token * tokens + 3 * 2 * cfg.hidden * BATCH  # + the head, once per text
+
+
+def pad_share(batch: TextBatch) -> float:
+    """The share of a padded batch's positions that are padding."""
+    return 1 - float(batch.lengths.sum()) / batch.ids.size
+
+
+def worker(backend: str, case: str, device: str, threads: int, quick: bool, peak) -> dict[str, Any]:
+    """One backend on one text case: build, compile (JAX: every width the batches have), a first
+    step, then the two kinds of batch in interleaved blocks."""
+    from compare.bench import _time_arms  # noqa: PLC0415  (bench imports this module)
+
+    cfg = CASES[case].replace(device=device, threads=threads)
+    start = time.perf_counter()
+    sentiment = backends.module(backend, "sentiment")
+    import_s = time.perf_counter() - start
+    embedding = np.random.default_rng(1).standard_normal((VOCAB, DIM)).astype(np.float32)
+    kinds = {kind: batches(kind) for kind in ("random", "bucketed")}
+    start = time.perf_counter()
+    trainer = sentiment.Trainer(cfg, embedding)
+    build_s = time.perf_counter() - start
+    widths = sorted({b.ids.shape[1] for group in kinds.values() for b in group})
+    compile_s = trainer.compile(widths, [])
+    start = time.perf_counter()
+    trainer.step(kinds["random"][0])
+    trainer.loss()
+    first_step_s = time.perf_counter() - start
+    blocks, block_steps = (2, 1) if quick else (3, 2)
+    arms = {f"{kind}_step_s": (lambda i, group=group: trainer.step(group[i % len(group)]), trainer.loss)
+            for kind, group in kinds.items()}
+    times = _time_arms(arms, blocks, block_steps)
+    env = trainer.env()
+    real = {kind: statistics.fmean(float(b.lengths.sum()) for b in group) for kind, group in kinds.items()}
+    return {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s, "data_s": None,
+            "compile_s": compile_s, "first_step_s": first_step_s,
+            "step_s": statistics.median(times["random_step_s"]), "step_s_all": times["random_step_s"],
+            "bucketed_step_s": statistics.median(times["bucketed_step_s"]),
+            "flops": flops_per_step(cfg, real["random"]), "bucketed_flops": flops_per_step(cfg, real["bucketed"]),
+            "pad_share": statistics.fmean(pad_share(b) for b in kinds["random"]),
+            "bucketed_pad_share": statistics.fmean(pad_share(b) for b in kinds["bucketed"]),
+            "peak_gflops": peak(backend, trainer.device, env["device"]), "env": env}
