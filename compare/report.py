@@ -192,6 +192,8 @@ def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path)
     verdicts = {a.label: a for a in agreements(records)}
     if verdicts:
         lines += _agreement_section(name, verdicts, records, out_dir)
+    if any(r.get("lengths") for r in records):
+        lines += _text_lengths_table(groups)
     findings = TEXT_CHECKS[name](groups)
     if findings:
         lines += ["**The lab's findings vs ours**, per backend: *confirmed* or *contradicted* by our runs, or "
@@ -204,6 +206,26 @@ def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path)
     plots.timing(groups, title, out_dir / f"{name}_timing.png")
     lines += [f"![curves]({name}_curves.png)", f"![timing]({name}_timing.png)", "", _contention_note(groups), ""]
     return "\n".join(lines), _summary_rows(name, groups, verdicts)
+
+
+def _text_lengths_table(groups: dict[str, dict[str, Group]]) -> list[str]:
+    """Test accuracy on each quarter of the test texts by length (jax / torch, mean over seeds)."""
+    lines = ["**Accuracy by text length**: the test texts in four quarters by length, shortest first; "
+             "test accuracy at the last eval, mean over seeds (jax / torch).", "",
+             "| config | 1st quarter | 2nd | 3rd | 4th (longest) |", "|---|---|---|---|---|"]
+    for label, by_backend in groups.items():
+        cells = []
+        for quarter in range(4):
+            values, tokens = [], None
+            for backend in BACKENDS:
+                records = by_backend[backend].records if backend in by_backend else []
+                points = [r["lengths"][quarter] for r in records
+                          if r["status"] == "ok" and len(r.get("lengths", [])) > quarter]
+                values.append(f"{sum(p['test_acc'] for p in points) / len(points):.3f}" if points else "–")
+                tokens = tokens or (points[0]["tokens"] if points else None)
+            cells.append(" / ".join(values) + (f" ({tokens[0]}–{tokens[1]} tokens)" if tokens else ""))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> tuple[str, list]:

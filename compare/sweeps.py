@@ -128,6 +128,10 @@ SWEEPS = {s.name: s for s in [
     Sweep("text-hidden", "sentiment: rnn with hidden 256, 512, 1024",
           {"hidden": (256, 512, 1024)}, {"hidden": (256, 512, 1024)}, task="sentiment",
           quick={"steps": 200, "eval_every": 100}),  # 1024 is 16x the work of 256 on a CPU
+    Sweep("text-length", "sentiment: accuracy by text length per cell; quick also moves the label's words "
+          "0, 50 or 150 tokens from the end (neutral filler after each tweet)",
+          {"cell": ("rnn", "lstm", "gru"), "filler": (0, 50, 150)}, {"cell": ("rnn", "lstm", "gru")},
+          task="sentiment", quick={"hidden": 64, "eval_every": 100}),  # 150 filler tokens: 7x the steps' work
 ]}
 ALL = "all"
 PRESETS = ("quick", "paper")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compare.findings import Finding, Groups, _verdict
-from compare.stats import ACCURACY_MARGIN, Group, compare_means, accuracy
+from compare.stats import ACCURACY_MARGIN, Estimate, Group, accuracy, compare_means
 
 # The lab's test accuracy per (cell, layers, hidden) (../shared/STUDY.md).
 LAB = {("rnn", 1, 256): 0.6976, ("rnn", 2, 256): 0.7135, ("rnn", 1, 512): 0.6903,
@@ -81,6 +81,46 @@ def hidden(groups: Groups) -> list[Finding]:
                           "65.7 %)", (256, 512, 1024), no_help)]
 
 
+def _longest_quarter(g: Group) -> Estimate:
+    """Accuracy on the longest quarter of the test texts, over seeds."""
+    return Estimate.of([r["lengths"][-1]["test_acc"] for r in g.records if r["status"] == "ok" and r.get("lengths")])
+
+
+def length(groups: Groups) -> list[Finding]:
+    """With filler (quick): the plain RNN loses accuracy as its label's words move away from the
+    end, and the gated cells beat it at the longest filler. Without (paper, IMDB): the gated cells
+    beat it on the longest quarter of the reviews."""
+    backends = sorted({b for g in groups.values() for b in g})
+    ours, verdicts = [], {}
+    for backend in backends:
+        runs = {(g[backend].point["cell"], g[backend].point.get("filler", 0)): g[backend]
+                for g in groups.values() if backend in g and g[backend].final_exact().n}
+        fillers = sorted({f for _, f in runs})
+        far = fillers[-1]
+        needed = [(c, f) for c in ("rnn", "lstm", "gru") for f in {0, far}]
+        if any(k not in runs for k in needed):
+            ours.append(f"{backend}: no usable runs for {next(k for k in needed if k not in runs)}")
+            verdicts[backend] = None
+            continue
+        if far:
+            near_rnn, far_rnn = runs[("rnn", 0)].final_exact(), runs[("rnn", far)].final_exact()
+            forgets = near_rnn.differs_from(far_rnn) and far_rnn.mean < near_rnn.mean
+            gated = [_better(runs[(c, far)], runs[("rnn", far)]) for c in ("lstm", "gru")]
+            text = (f"rnn {near_rnn.mean:.3f} -> {far_rnn.mean:.3f} with {far} filler tokens; at {far}: "
+                    + ", ".join(f"{c} {runs[(c, far)].final_exact().mean:.3f}" for c in ("lstm", "gru")))
+            ok = True if forgets and all(gated) else False if (forgets is False or False in gated) else None
+        else:
+            quarter = {c: _longest_quarter(runs[(c, 0)]) for c in ("rnn", "lstm", "gru")}
+            wins = [quarter[c].differs_from(quarter["rnn"]) and quarter[c].mean > quarter["rnn"].mean
+                    for c in ("lstm", "gru")]
+            text = "longest quarter: " + ", ".join(f"{c} {e.mean:.3f}" for c, e in quarter.items() if e.mean is not None)
+            ok = True if all(wins) else None
+        ours.append(f"{backend}: {text}")
+        verdicts[backend] = ok
+    return [Finding("a plain RNN forgets the start of long texts; LSTM and GRU keep it (the lab's reading "
+                    "of its 70 % vs 83 %)", "; ".join(ours), _verdict(verdicts))]
+
+
 CHECKS: dict[str, Callable[[Groups], list[Finding]]] = {
-    "text-cells": cells, "text-layers": layers, "text-hidden": hidden,
+    "text-cells": cells, "text-layers": layers, "text-hidden": hidden, "text-length": length,
 }

@@ -148,3 +148,17 @@ def test_the_offline_default_is_empythys_positive_and_negative_tweets():
     assert (len(corpus.train), len(corpus.test), corpus.dropped) == (18512, 4628, 15018)
     assert (corpus.train.labels.sum(), corpus.test.labels.sum()) == (5563, 1391)
     assert corpus.undecodable == 2934
+
+
+def test_filler_moves_every_label_away_from_the_end_by_exactly_that_many_tokens():
+    from common.sentiment.corpora import Corpus, Split, with_filler
+    from common.sentiment.tokens import tokenize
+
+    corpus = Corpus("c", Split(("great film", "awful"), np.array([1, 0])), Split(("bad plot !",), np.array([0])), 0)
+    neutral = ("the bus leaves at noon", "it rains in the city today")
+    padded = with_filler(corpus, neutral, 6, tokenize)
+    for before, after in zip(corpus.train.texts + corpus.test.texts, padded.train.texts + padded.test.texts):
+        assert after.startswith(before) and len(tokenize(after)) == len(tokenize(before)) + 6
+    assert padded.train.labels.tolist() == [1, 0] and with_filler(corpus, neutral, 6, tokenize) == padded
+    with pytest.raises(DataError, match="filler=50: the filler text has only 11 tokens"):
+        with_filler(corpus, neutral, 50, tokenize)

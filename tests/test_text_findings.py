@@ -38,3 +38,14 @@ def test_larger_hidden_sizes_and_the_worst_one():
 def test_the_labs_numbers_by_config():
     assert text_findings.lab_accuracy({"cell": "lstm", "layers": 1, "hidden": 256}) == 0.8308
     assert text_findings.lab_accuracy({"cell": "lstm", "layers": 2, "hidden": 256}) is None
+
+
+def test_a_plain_rnn_forgets_across_filler_and_the_gated_cells_do_not():
+    def sweep(accuracy):
+        return group_records([text_record(b, {"cell": c, "filler": f}, k, best=accuracy(c, f) + 0.004 * (k - 1))
+                              for b in ("jax", "torch") for c in ("rnn", "lstm", "gru") for f in (0, 150)
+                              for k in range(3)])
+    (ok,) = text_findings.length(sweep(lambda c, f: 0.83 - (0.12 if c == "rnn" and f else 0)))
+    (bad,) = text_findings.length(sweep(lambda c, f: 0.83))
+    assert ok.verdict == "jax: confirmed; torch: confirmed" and "rnn 0.830 -> 0.710" in ok.ours
+    assert bad.verdict == "jax: contradicted; torch: contradicted"

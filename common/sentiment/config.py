@@ -31,6 +31,7 @@ class TextConfig:
     max_len: int = 400         # tokens kept from the start of each text
     max_size: int = 25_000     # vocabulary size (the most frequent training words), <pad> and <unk> aside
     min_count: int = 1         # a training word seen fewer times is <unk>
+    filler: int = 0            # default corpus: neutral tokens appended to every text (a long-range test)
     # Model
     cell: str = "rnn"
     layers: int = 1
@@ -97,6 +98,7 @@ def _validate(cfg: TextConfig) -> None:
                  "eval_batch"):
         _check_int(cfg, name, 1)
     _check_int(cfg, "threads", 0)
+    _check_int(cfg, "filler", 0)
     _check_int(cfg, "seed", 0, 2**32 - 1)
     for name, choices in CHOICES.items():
         _check_choice(cfg, name, choices)
@@ -115,6 +117,8 @@ def _validate(cfg: TextConfig) -> None:
     if cfg.corpus == "default" and cfg.corpus_path:
         _fail("corpus_path", cfg.corpus_path, "the default corpus is installed (pip install -e '.[text]'); "
                                               "set corpus=imdb or corpus=csv to read files")
+    if cfg.filler and cfg.corpus != "default":
+        _fail("filler", cfg.filler, "pads the default corpus's tweets with its neutral ones; use corpus=default")
     if cfg.vectors_member and not cfg.vectors.endswith(".zip"):
         _fail("vectors_member", cfg.vectors_member, "names a file inside a .zip given as vectors")
     if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in cfg.milestones):

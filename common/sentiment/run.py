@@ -44,6 +44,8 @@ HELP = {
     "max_size": "sentiment: vocabulary size (the most frequent training words)",
     "min_count": "sentiment: a word seen fewer times in training is <unk>",
     "train_embedding": "sentiment: train the word vectors too (default: keep them as they are)",
+    "filler": "sentiment, default corpus: append this many tokens of neutral tweets to every text, so its "
+              "label-bearing words sit that far from the end (a long-range memory test)",
     "eval_batch": "sentiment: test texts per eval batch",
 }
 _OWN = [f for f in dataclasses.fields(TextConfig) if f.name not in {g.name for g in dataclasses.fields(Config)}]
