@@ -84,7 +84,13 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool, peak
     blocks, block_steps = (2, 1) if quick else (3, 2)
     arms = {f"{kind}_step_s": (lambda i, group=group: trainer.step(group[i % len(group)]), trainer.loss)
             for kind, group in kinds.items()}
+    if backend == "torch":  # the lever: the padded batch instead of a packed sequence (cfg.pack)
+        unpacked = sentiment.Trainer(cfg.replace(pack=False), embedding)
+        unpacked.step(kinds["random"][0])
+        arms.update({f"unpacked_{kind}_step_s": (lambda i, group=group: unpacked.step(group[i % len(group)]),
+                                                 unpacked.loss) for kind, group in kinds.items()})
     times = _time_arms(arms, blocks, block_steps)
+    unpacked_s = {k: statistics.median(v) for k, v in times.items() if k.startswith("unpacked_")}
     env = trainer.env()
     real = {kind: statistics.fmean(float(b.lengths.sum()) for b in group) for kind, group in kinds.items()}
     return {"backend": backend, "case": case, "import_s": import_s, "build_s": build_s, "data_s": None,
@@ -94,4 +100,4 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool, peak
             "flops": flops_per_step(cfg, real["random"]), "bucketed_flops": flops_per_step(cfg, real["bucketed"]),
             "pad_share": statistics.fmean(pad_share(b) for b in kinds["random"]),
             "bucketed_pad_share": statistics.fmean(pad_share(b) for b in kinds["bucketed"]),
-            "peak_gflops": peak(backend, trainer.device, env["device"]), "env": env}
+            **unpacked_s, "peak_gflops": peak(backend, trainer.device, env["device"]), "env": env}

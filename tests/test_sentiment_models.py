@@ -53,9 +53,10 @@ def test_backends_agree_on_logits_loss_and_every_gradient(variant, layers, dtype
         assert relative(jax_grads[name], reference) <= bounds.grads, name
 
 
-@pytest.mark.parametrize("backend", [jax_sentiment, torch_sentiment], ids=["jax", "torch"])
-def test_padding_and_batch_mates_change_no_logit(backend):
-    trainer = backend.Trainer(_config("lstm", 2, "float32"), _embedding())
+@pytest.mark.parametrize("backend, pack", [(jax_sentiment, True), (torch_sentiment, True), (torch_sentiment, False)],
+                         ids=["jax", "torch-packed", "torch-padded"])
+def test_padding_and_batch_mates_change_no_logit(backend, pack):
+    trainer = backend.Trainer(_config("lstm", 2, "float32", pack=pack), _embedding())
     batch = _batch()
     reference = trainer.logits(batch)
     padded = _batch(extra_pad=40)  # the same texts with 40 more pad columns
@@ -117,3 +118,13 @@ def test_rounding_controls_change_a_run_only_at_rounding_level():
     for kind, run in runs.items():
         gap = max(relative(run.params()[n], plain.params()[n]) for n in plain.params())
         assert 0 < gap < 1e-5, (kind, gap)
+
+
+@pytest.mark.parametrize("variant", ["rnn-tanh", "lstm", "gru"])
+def test_torch_padded_reads_what_packed_does(variant):
+    """--nopack: the same logits and gradients as the packed sequence, to rounding."""
+    packed, padded = (torch_sentiment.Trainer(_config(variant, 2, "float64", pack=p), _embedding()) for p in (True, False))
+    batch = _batch()
+    np.testing.assert_allclose(padded.logits(batch), packed.logits(batch), rtol=0, atol=1e-12)
+    (_, a), (_, b) = packed.gradients(batch), padded.gradients(batch)
+    assert all(relative(b[name], a[name]) < 1e-12 for name in a)

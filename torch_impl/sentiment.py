@@ -26,7 +26,7 @@ class Classifier(nn.Module):
 
     def __init__(self, cfg: TextConfig, vocab: int, dim: int):
         super().__init__()
-        self.cell = cfg.cell
+        self.cell, self.pack = cfg.cell, cfg.pack
         self.embedding = nn.Embedding(vocab, dim)
         self.embedding.weight.requires_grad_(cfg.train_embedding)
         extra = {"nonlinearity": cfg.activation} if cfg.cell == "rnn" else {}
@@ -35,6 +35,10 @@ class Classifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids: (batch, width) token ids; lengths: (batch,) int64 on the CPU. Logits (batch,)."""
+        if not self.pack:  # the padded batch, time-major; the last layer's output at each text's end
+            out, _ = self.rnn(self.embedding(ids.T))  # causal: pads after a text never reach its end
+            last = out[(lengths - 1).to(out.device), torch.arange(ids.shape[0], device=out.device)]
+            return self.head(last).squeeze(-1)
         packed = pack_padded_sequence(self.embedding(ids), lengths, batch_first=True, enforce_sorted=False)
         _, final = self.rnn(packed)  # the state after each text's last real token
         h = final[0] if self.cell == "lstm" else final  # (layers, batch, hidden)

@@ -38,6 +38,10 @@ class TextConfig:
     hidden: int = 256
     activation: str = "tanh"
     train_embedding: bool = False  # False: the pretrained vectors stay as they are
+    # PyTorch: pack each batch (the lab's code; cuDNN's varlen path on a GPU), or run the padded
+    # batch and read each text's last real output (faster on a CPU for long texts: README). JAX
+    # always scans the padded batch under a length mask.
+    pack: bool = True
     init: str = "shared"
     # Optimisation
     lr: float = 1e-3
@@ -102,7 +106,7 @@ def _validate(cfg: TextConfig) -> None:
     _check_int(cfg, "seed", 0, 2**32 - 1)
     for name, choices in CHOICES.items():
         _check_choice(cfg, name, choices)
-    for name in ("train_embedding", "tf32"):
+    for name in ("train_embedding", "tf32", "pack"):
         _check_bool(cfg, name)
     _check_positive_float(cfg, "lr")
     _check_positive_float(cfg, "decay")

@@ -44,6 +44,8 @@ HELP = {
     "max_size": "sentiment: vocabulary size (the most frequent training words)",
     "min_count": "sentiment: a word seen fewer times in training is <unk>",
     "train_embedding": "sentiment: train the word vectors too (default: keep them as they are)",
+    "pack": "sentiment, PyTorch: pack each batch (the lab's code); --nopack runs the padded batch and reads "
+            "each text's last real output (faster on a CPU for long texts)",
     "filler": "sentiment, default corpus: append this many tokens of neutral tweets to every text, so its "
               "label-bearing words sit that far from the end (a long-range memory test)",
     "eval_batch": "sentiment: test texts per eval batch",
