@@ -37,7 +37,7 @@ def _batch(lengths: np.ndarray, rng: np.random.Generator) -> TextBatch:
     return TextBatch(ids, lengths, rng.integers(0, 2, len(lengths)).astype(np.int32))
 
 
-def batches(kind: str, count: int = 4, seed: int = 0) -> list[TextBatch]:
+def batches(kind: str, count: int = 4, seed: int = 0) -> list[TextBatch]:  # count: a timed block's steps
     """`count` batches of BATCH texts: random lengths, or one length bucket each, as our training
     batches are (a pool of 10 batches sorted by length and cut into 10 buckets; `count` of them,
     evenly spread from the shortest to the longest)."""
@@ -81,7 +81,9 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool, peak
     trainer.step(kinds["random"][0])
     trainer.loss()
     first_step_s = time.perf_counter() - start
-    blocks, block_steps = (2, 1) if quick else (3, 2)
+    # A block steps through every batch of its kind once, so its time and the FLOPs counted (the
+    # batches' mean) are of the same batches.
+    blocks, block_steps = (2, 4) if quick else (3, 4)
     arms = {f"{kind}_step_s": (lambda i, group=group: trainer.step(group[i % len(group)]), trainer.loss)
             for kind, group in kinds.items()}
     if backend == "torch":  # the lever: the padded batch instead of a packed sequence (cfg.pack)
