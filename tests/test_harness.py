@@ -472,3 +472,18 @@ def test_the_paper_text_sweeps_read_imdb_and_glove_files(tmp_path):
     assert len(recs) == 3 and all(r["status"] == "ok" and r["config"]["corpus"] == "imdb" for r in recs)
     assert all(r["config"]["vectors_member"] == "glove.6B.100d.txt" for r in recs)
     assert "the offline default" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_text_sweep_without_the_text_extra_is_one_line_before_any_run(monkeypatch):
+    import importlib.util
+
+    from compare.run import check_text_data
+
+    runs = expand(SWEEPS["text-layers"], "quick", ["jax"], 1, {})
+    check_text_data(runs)  # installed here: nothing to say
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wordllama" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"sweep text-layers trains on the offline default data, which comes "
+                                          r"with the text extra \(wordllama is missing\): pip install"):
+        check_text_data(runs)
+    check_text_data(expand(SWEEPS["layers"], "quick", ["jax"], 1, {}))  # the adder needs none of it

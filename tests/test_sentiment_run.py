@@ -78,3 +78,18 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, flags, 
     result = _run(tmp_path, "torch", f"--out={out}", *flags)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_text_sweeps_fit_and_a_runaway_size_does_not():
+    from common.sentiment.config import TextConfig
+    from common.sentiment.run import memory_need
+    from compare.sentiment_equivalence import synthetic_data
+    from compare.sweeps import SWEEPS, expand
+
+    data = synthetic_data()
+    largest = max(memory_need(r.config, data).total() for s in SWEEPS.values() if s.task == "sentiment"
+                  for r in expand(s, "quick", ["jax"], 1, {}))
+    assert largest < 2**30
+    base = memory_need(TextConfig(), data).total()
+    assert memory_need(TextConfig(hidden=1024), data).total() > 4 * base / 2
+    assert memory_need(TextConfig(hidden=300_000), data).total() > 100 * 2**30
