@@ -102,3 +102,24 @@ def run_app(main: Callable[[list[str]], None], define: Callable[[], None],
             sys.exit(1)
 
     app.run(checked_main, flags_parser=parse_flags)
+
+
+def define_field_flags(fields, defaults, choices: dict[str, tuple[str, ...]], helps: dict[str, str]) -> None:
+    """One absl flag per dataclass field, typed and defaulted from `defaults` (an instance):
+    choices become enums, tuples lists; what the configs validate is checked there, once."""
+    for field in fields:
+        name, default = field.name, getattr(defaults, field.name)
+        if name in choices:
+            flags.DEFINE_enum(name, default, choices[name], helps[name])
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(name, default, helps[name])
+        elif isinstance(default, int):
+            flags.DEFINE_integer(name, default, helps[name])
+        elif isinstance(default, float):
+            flags.DEFINE_float(name, default, helps[name])
+        elif isinstance(default, tuple):
+            flags.DEFINE_list(name, [str(v) for v in default], helps[name])
+        elif isinstance(default, str):
+            flags.DEFINE_string(name, default, helps[name])
+        else:
+            raise TypeError(f"no flag type for config field {name}")

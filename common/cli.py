@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common import backends, memory
-from common.app import check_writable, fail, run_app
+from common.app import check_writable, define_field_flags, fail, run_app
 from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import WriteFailed, write_atomic
 from common.loop import Alone, fit_lockstep
@@ -72,21 +72,7 @@ HELP = {
 
 def define_flags() -> None:
     """One absl flag per Config field, typed and defaulted from the dataclass, plus I/O flags."""
-    defaults = Config()
-    for field in dataclasses.fields(Config):
-        name, default = field.name, getattr(defaults, field.name)
-        if name in CHOICES:
-            flags.DEFINE_enum(name, default, CHOICES[name], HELP[name])
-        elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, HELP[name])
-        elif isinstance(default, int):
-            flags.DEFINE_integer(name, default, HELP[name])
-        elif isinstance(default, float):
-            flags.DEFINE_float(name, default, HELP[name])
-        elif isinstance(default, tuple):
-            flags.DEFINE_list(name, [str(v) for v in default], HELP[name])
-        else:
-            raise TypeError(f"no flag type for config field {name}")
+    define_field_flags(dataclasses.fields(Config), Config(), CHOICES, HELP)
     flags.DEFINE_enum("task", "adder", TASKS, "adder: learn to add digit by digit; sentiment: classify "
                       f"texts over pretrained word vectors (its defaults for shared flags: {sentiment.shared_defaults()})")
     sentiment.define_flags()

@@ -51,8 +51,11 @@ class RecurrentLayer(nn.Module):
     dtype: Any
 
     @nn.compact
-    def __call__(self, xs: jax.Array, state: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """xs: (time, batch, in); state: (parts, batch, hidden) -> outputs, final state."""
+    def __call__(self, xs: jax.Array, state: jax.Array,
+                 mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """xs: (time, batch, in); state: (parts, batch, hidden) -> outputs, final state. With
+        `mask` ((time, batch), True on real positions: texts of several lengths) a row's state
+        stops moving after its last real position, so the final state is the one there."""
         rows = GATES[self.cell] * self.hidden
         p = lambda name, init, shape: self.param(name, init, shape, self.dtype)  # noqa: E731
         ih_kernel = p("ih_kernel", nn.initializers.lecun_normal(), (xs.shape[-1], rows))
@@ -65,12 +68,14 @@ class RecurrentLayer(nn.Module):
         # instead of costing a pass of its own over (time, batch, gates * hidden).
         x_proj = xs @ ih_kernel
 
-        def step(state, x_proj_t):
-            state = cell_update(self.cell, self.activation, state, x_proj_t + ih_bias,
-                                state[0] @ hh_kernel + hh_bias)
-            return state, state[0]
+        def step(state, inputs):
+            x_proj_t, real = inputs
+            new = cell_update(self.cell, self.activation, state, x_proj_t + ih_bias, state[0] @ hh_kernel + hh_bias)
+            if real is not None:
+                new = jnp.where(real[None, :, None], new, state)
+            return new, new[0]
 
-        final, ys = jax.lax.scan(step, state, x_proj)
+        final, ys = jax.lax.scan(step, state, (x_proj, mask))
         return ys, final
 
 

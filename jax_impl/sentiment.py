@@ -1,5 +1,5 @@
 """JAX sentiment classifier, parameterised exactly as torch_impl.sentiment: the same embedding,
-cells (jax_impl.model.cell_update: two biases, PyTorch gate order) and head. Where PyTorch packs
+recurrent layers (jax_impl.model.RecurrentLayer: two biases, PyTorch gate order) and head. Where PyTorch packs
 each text to its real length, this scans the padded batch under `jit` with a length mask that
 freezes each text's state after its last token, so the final state is the one at its last real
 token whatever the padding. One program per batch width (common.sentiment.dataset.padded_width),
@@ -17,48 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common.params import GATES, Params
+from common.params import Params
 from common.sentiment.config import TextConfig
 from common.sentiment.dataset import TextBatch
 from common.sentiment.params import init_params, param_shapes
 from jax_impl import runtime
-from jax_impl.model import _stacked_orthogonal, cell_update
+from jax_impl.model import RecurrentLayer
 from jax_impl.params import from_tree, to_tree
 from jax_impl.train import make_optimizer
 
 State = dict[str, Any]
-
-
-class MaskedLayer(nn.Module):
-    """One recurrent layer over a padded batch: the state stops moving after each text's end."""
-
-    cell: str
-    hidden: int
-    activation: str
-    dtype: Any
-
-    @nn.compact
-    def __call__(self, xs: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """xs: (time, batch, in); mask: (time, batch) True on real tokens -> outputs, final state."""
-        rows = GATES[self.cell] * self.hidden
-        p = lambda name, init, shape: self.param(name, init, shape, self.dtype)  # noqa: E731
-        ih_kernel = p("ih_kernel", nn.initializers.lecun_normal(), (xs.shape[-1], rows))
-        hh_kernel = p("hh_kernel", _stacked_orthogonal(GATES[self.cell]), (self.hidden, rows))
-        ih_bias = p("ih_bias", nn.initializers.zeros, (rows,))
-        hh_bias = p("hh_bias", nn.initializers.zeros, (rows,))
-        x_proj = xs @ ih_kernel  # every position at once: it does not depend on the state
-
-        def step(state, inputs):
-            x_proj_t, real = inputs
-            new = cell_update(self.cell, self.activation, state, x_proj_t + ih_bias,
-                              state[0] @ hh_kernel + hh_bias)
-            state = jnp.where(real[None, :, None], new, state)
-            return state, state[0]
-
-        parts = 2 if self.cell == "lstm" else 1
-        state0 = jnp.zeros((parts, xs.shape[1], self.hidden), self.dtype)
-        final, ys = jax.lax.scan(step, state0, (x_proj, mask))
-        return ys, final
 
 
 def real_tokens(width: int, lengths: jax.Array) -> jax.Array:
@@ -77,8 +45,9 @@ class Classifier(nn.Module):
         cfg, dtype = self.cfg, jnp.dtype(self.cfg.dtype)
         x = nn.Embed(self.vocab, self.dim, dtype=dtype, param_dtype=dtype, name="embedding")(ids.T)
         mask = real_tokens(ids.shape[1], lengths)
+        zeros = jnp.zeros((2 if cfg.cell == "lstm" else 1, ids.shape[0], cfg.hidden), dtype)
         for k in range(cfg.layers):
-            x, final = MaskedLayer(cfg.cell, cfg.hidden, cfg.activation, dtype, name=f"layer{k}")(x, mask)
+            x, final = RecurrentLayer(cfg.cell, cfg.hidden, cfg.activation, dtype, name=f"layer{k}")(x, zeros, mask)
         return nn.Dense(1, dtype=dtype, param_dtype=dtype, name="head")(final[0])[:, 0]
 
 

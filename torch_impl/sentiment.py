@@ -17,6 +17,7 @@ from common.sentiment.dataset import TextBatch
 from common.sentiment.params import init_params
 from torch_impl import runtime
 from torch_impl.params import export_params, load_params
+from torch_impl.train import update
 
 _RNNS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -82,16 +83,7 @@ class Trainer:
     def step(self, batch: TextBatch) -> None:
         ids, lengths, labels = self._on_device(batch)
         self.model.train()
-        loss = loss_fn(self.model(ids, lengths), labels)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        if self.sched:
-            self.sched.step()
-        self.step_count += 1
-        self.last_loss = loss.detach()
-        newly_bad = (self.first_bad == 0) & ~torch.isfinite(self.last_loss)
-        self.first_bad = torch.where(newly_bad, self.step_count, self.first_bad)
+        update(self, loss_fn(self.model(ids, lengths), labels))
 
     def loss(self) -> float:
         if self.device.type == "cuda":

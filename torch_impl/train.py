@@ -35,6 +35,21 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), target.flatten())
 
 
+def update(trainer, loss: torch.Tensor) -> None:
+    """One optimiser step on `loss` for a trainer with opt, sched, step_count, last_loss and
+    first_bad (this module's and torch_impl.sentiment's). Divergence is tracked on the device,
+    so no step waits for the host."""
+    trainer.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    trainer.opt.step()
+    if trainer.sched:
+        trainer.sched.step()
+    trainer.step_count += 1
+    trainer.last_loss = loss.detach()
+    newly_bad = (trainer.first_bad == 0) & ~torch.isfinite(trainer.last_loss)
+    trainer.first_bad = torch.where(newly_bad, trainer.step_count, trainer.first_bad)
+
+
 class Trainer:
     """Owns the model, optimiser and carried state; see common.loop.Trainer for the contract."""
 
@@ -63,17 +78,8 @@ class Trainer:
             h0 = self.carry
         self.model.train()
         logits, final = self.model(a, b, h0)
-        loss = loss_fn(logits, target)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        if self.sched:
-            self.sched.step()
-        self.step_count += 1
+        update(self, loss_fn(logits, target))
         self.carry = final.detach()
-        self.last_loss = loss.detach()
-        newly_bad = (self.first_bad == 0) & ~torch.isfinite(self.last_loss)
-        self.first_bad = torch.where(newly_bad, self.step_count, self.first_bad)
 
     def loss(self) -> float:
         if self.device.type == "cuda":  # wait for the queued steps, as JAX's block_until_ready does

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common import backends, memory
+from common.app import define_field_flags
 from common.config import Config, ConfigError
 from common.params import GATES
 from common.records import error_record, run_record
@@ -56,17 +57,7 @@ _ADDER_ONLY = sorted({f.name for f in dataclasses.fields(Config)} - {f.name for 
 
 def define_flags() -> None:
     """The sentiment-only flags (the shared ones are the adder's, common/cli.py)."""
-    defaults = TextConfig()
-    for field in _OWN:
-        name, default = field.name, getattr(defaults, field.name)
-        if name in CHOICES:
-            flags.DEFINE_enum(name, default, CHOICES[name], HELP[name])
-        elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, HELP[name])
-        elif isinstance(default, int):
-            flags.DEFINE_integer(name, default, HELP[name])
-        else:
-            flags.DEFINE_string(name, default, HELP[name])
+    define_field_flags(_OWN, TextConfig(), CHOICES, HELP)
 
 
 def shared_defaults() -> str:
