@@ -52,8 +52,17 @@ def test_core_watch_sees_another_process_on_our_core():
     import subprocess
     import sys
 
-    core = min(os.sched_getaffinity(0))
+    import time
+
     before = os.sched_getaffinity(0)
+    idle = {}
+    for core in before:  # the quietest core: the "alone" half needs one nobody else is using
+        start = threads._busy_seconds({core})
+        time.sleep(0.5)
+        idle[core] = threads._busy_seconds({core}) - start
+    core = min(idle, key=idle.get)
+    if idle[core] > 0.5 * threads.CONTENDED:
+        pytest.skip(f"every core of this machine is busy with other work ({idle[core] / 0.5:.0%} of the quietest)")
     os.sched_setaffinity(0, {core})
     try:
         alone = threads.CoreWatch()
