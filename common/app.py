@@ -5,12 +5,13 @@ work, not after it (README "When things go wrong" lists the exit statuses).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from absl import app, flags
 
@@ -123,3 +124,21 @@ def define_field_flags(fields, defaults, choices: dict[str, tuple[str, ...]], he
             flags.DEFINE_string(name, default, helps[name])
         else:
             raise TypeError(f"no flag type for config field {name}")
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: frameworks' messages (XLA, CUDA out of memory) run to pages."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+@contextlib.contextmanager
+def training_progress(console, steps: int) -> Iterator[tuple[Any, Any]]:
+    """(progress, task): a transient bar over `steps` training steps, with a field `last` for
+    the latest eval's line; both workloads' command lines show their runs through it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress, progress.add_task("training", total=steps, last="")

@@ -8,11 +8,9 @@ Flags are defined once, from the Config fields. Bad input of any kind (flags, co
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import gc
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,15 +18,15 @@ from typing import Any
 
 from absl import flags
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common import backends, memory
-from common.app import check_writable, define_field_flags, fail, run_app
+from common.app import check_writable, define_field_flags, fail, one_line, run_app, training_progress
 from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import WriteFailed, write_atomic
 from common.loop import Alone, fit_lockstep
-from common.records import error_record, run_record
+from common.records import environment, error_record, run_record, timestamp
 from common.sentiment import run as sentiment
+from common.sentiment.config import TextConfig
 from common.threads import host_threads, pin_threads, thread_policy
 
 FLAGS = flags.FLAGS
@@ -107,12 +105,7 @@ def config_from_flags() -> Config:
 
 def train_with_progress(cfgs: list[Config], group, console: Console) -> list[dict[str, Any]]:
     """fit_lockstep with a progress bar and one line per eval (per seed, when there are several)."""
-    cfg = cfgs[0]
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("training", total=cfg.steps, last="")
-
+    with training_progress(console, cfgs[0].steps) as (progress, task):
         def on_eval(k: int, point: dict[str, Any]) -> None:
             seed = f"seed {cfgs[k].seed}  " if len(cfgs) > 1 else ""
             line = (f"{seed}step {point['step']:>6}  loss {point['loss']:.4g}  exact {point['exact_acc']:.4f}"
@@ -172,12 +165,6 @@ def process_age() -> float:
     return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
 
 
-def _one_line(e: BaseException) -> str:
-    """An exception as one line: frameworks' messages (XLA, CUDA out of memory) run to pages."""
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-
-
 def run(backend: str, cfg: Config, console: Console, seeds: int = 1,
         requested_at: float | None = None) -> list[dict[str, Any]]:
     """Train seeds cfg.seed … cfg.seed + seeds - 1 of one config on one backend; their run records.
@@ -191,19 +178,18 @@ def run(backend: str, cfg: Config, console: Console, seeds: int = 1,
     cfgs = [cfg.replace(seed=cfg.seed + k) for k in range(seeds)]
     train, cores = start_backend(backend, cfg, seeds)
     startup_s = time.time() - requested_at if requested_at is not None else process_age()
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = timestamp()
     env = None
     try:
         build = time.perf_counter()
         group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
         build_s = time.perf_counter() - build
-        env = {**group.views[0].env(), "cores": cores, "thread_policy": thread_policy(cfg),
-               "python": platform.python_version(), "host": platform.node()}
+        env = environment(group.views[0].env(), cores, thread_policy(cfg))
         results = train_with_progress(cfgs, group, console)
         for result in results:
             result["timing"].update(startup_s=startup_s, build_s=build_s)
     except Exception as e:  # a crash mid-run still yields records saying so
-        return [error_record(backend, c, _one_line(e), started, env) for c in cfgs]
+        return [error_record(backend, c, one_line(e), started, env) for c in cfgs]
     return [run_record(backend, c, result, started, env) for c, result in zip(cfgs, results)]
 
 
@@ -238,7 +224,7 @@ def serve(backend: str, cfg: Config) -> None:
         gc.freeze()
         request = json.loads(line)
         text = request.get("task", "adder") == "sentiment"
-        run_cfg = (sentiment.TextConfig if text else Config).from_dict(request["config"])
+        run_cfg = (TextConfig if text else Config).from_dict(request["config"])
         seeds = request["seeds"]
         cfgs = [run_cfg.replace(seed=run_cfg.seed + k) for k in range(seeds)]
         with open(request["log"], "w") as log:

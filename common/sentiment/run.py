@@ -6,28 +6,25 @@ adder's. Flags only the other task has are refused, by name."""
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
-import platform
 import time
 from typing import Any
 
 from absl import flags
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common import backends, memory
-from common.app import define_field_flags
+from common.app import define_field_flags, one_line, training_progress
 from common.config import Config, ConfigError
 from common.params import GATES
-from common.records import error_record, run_record
+from common.records import SENTIMENT as TASK
+from common.records import environment, error_record, run_record, timestamp
 from common.sentiment import DataError
-from common.sentiment.config import CHOICES, TextConfig  # noqa: F401  (TextConfig: common.cli reads it here)
+from common.sentiment.config import CHOICES, TextConfig
 from common.sentiment.dataset import TextData, load, padded_width
 from common.sentiment.loop import fit
 from common.threads import host_threads, pin_threads, thread_policy
 
-TASK = "sentiment"
 FLAGS = flags.FLAGS
 
 HELP = {
@@ -109,28 +106,22 @@ def run(backend: str, cfg: TextConfig, data: TextData, console: Console) -> dict
     runtime = backends.module(backend, "runtime")
     runtime.configure_process(cfg)
     check_memory(cfg, data, device_free=runtime.free_device_memory(cfg))
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = timestamp()
     env = None
     try:
         build = time.perf_counter()
         trainer = backends.module(backend, "sentiment").Trainer(cfg, data.embedding)
         build_s = time.perf_counter() - build
-        env = {**trainer.env(), "cores": cores, "thread_policy": thread_policy(cfg),
-               "python": platform.python_version(), "host": platform.node()}
+        env = environment(trainer.env(), cores, thread_policy(cfg))
         outcome = _fit_with_progress(cfg, trainer, data, console)
         outcome["timing"]["build_s"] = build_s
     except Exception as e:  # a crash mid-run still yields a record saying so
-        lines = str(e).strip().splitlines()
-        return error_record(backend, cfg, f"{type(e).__name__}: {lines[0] if lines else ''}", started, env)
+        return error_record(backend, cfg, one_line(e), started, env)
     return run_record(backend, cfg, outcome, started, env)
 
 
 def _fit_with_progress(cfg: TextConfig, trainer, data: TextData, console: Console) -> dict[str, Any]:
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("training", total=cfg.steps, last="")
-
+    with training_progress(console, cfg.steps) as (progress, task):
         def on_eval(point: dict[str, Any]) -> None:
             line = (f"step {point['step']:>6}  loss {point['loss']:.4g}  test acc {point['test_acc']:.4f}"
                     f"  test loss {point['test_loss']:.4f}  {point['elapsed_s']:.1f}s")
