@@ -20,7 +20,8 @@ from absl import flags
 from rich.console import Console
 
 from common import backends, memory
-from common.app import check_writable, define_field_flags, fail, one_line, run_app, training_progress
+from common.app import check_out_dir, check_writable, define_field_flags, fail, one_line, run_app, training_progress
+from common.checkpoint import Checkpointing
 from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import WriteFailed, write_atomic
 from common.loop import Alone, fit_lockstep
@@ -76,6 +77,22 @@ def define_flags() -> None:
     sentiment.define_flags()
     flags.DEFINE_string("config", None, "JSON config file; flags given on the command line override it")
     flags.DEFINE_string("out", None, "write the run record (JSON) to this file")
+    # Not Config fields: they change whether a rerun resumes, never what a run computes (a
+    # run's results key and JAX's program cache are keyed by the config).
+    flags.DEFINE_integer("checkpoint_every", 0, "save a checkpoint every this many steps into "
+                         "--checkpoint_dir (0: none); a rerun of the same config resumes from the latest, "
+                         "a finished run deletes them (adder, one seed)")
+    flags.DEFINE_string("checkpoint_dir", None, "folder of --checkpoint_every's checkpoints")
+
+
+def checkpointing_from_flags(seeds: int = 1) -> Checkpointing:
+    """--checkpoint_every and --checkpoint_dir, checked (ConfigError) before anything is built;
+    creates nothing."""
+    checkpointing = Checkpointing(every=FLAGS.checkpoint_every, dir=FLAGS.checkpoint_dir or "")
+    if checkpointing.on:
+        checkpointing.check_group(seeds)
+        check_out_dir(Path(checkpointing.dir), "--checkpoint_dir")
+    return checkpointing
 
 
 def config_from_flags() -> Config:
@@ -103,7 +120,8 @@ def config_from_flags() -> Config:
     return Config.from_dict(base)
 
 
-def train_with_progress(cfgs: list[Config], group, console: Console) -> list[dict[str, Any]]:
+def train_with_progress(cfgs: list[Config], group, console: Console,
+                        checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
     """fit_lockstep with a progress bar and one line per eval (per seed, when there are several)."""
     with training_progress(console, cfgs[0].steps) as (progress, task):
         def on_eval(k: int, point: dict[str, Any]) -> None:
@@ -114,7 +132,7 @@ def train_with_progress(cfgs: list[Config], group, console: Console) -> list[dic
             progress.console.print(line, highlight=False)
 
         return fit_lockstep(cfgs, group, on_step=lambda s: progress.update(task, completed=s),
-                            on_eval=on_eval)
+                            on_eval=on_eval, checkpointing=checkpointing)
 
 
 def summarise(record: dict[str, Any]) -> str:
@@ -137,6 +155,8 @@ def summarise(record: dict[str, Any]) -> str:
         f"  compile {compile_s}, first step {t['first_step_s']:.3f} s",
         f"  {t['steps_per_s']:.1f} steps/s (median), train {t['train_s']:.1f} s, eval {t['eval_s']:.1f} s",
     ]
+    if t.get("resumed_from"):
+        lines.append(f"  resumed from the checkpoint of step {', '.join(map(str, t['resumed_from']))}")
     if record.get("lengths"):
         lines.append("  other lengths (exact): " + ", ".join(
             f"{p['digits']} digits {p['exact_acc']:.3f}" for p in record["lengths"]))
@@ -166,7 +186,8 @@ def process_age() -> float:
 
 
 def run(backend: str, cfg: Config, console: Console, seeds: int = 1,
-        requested_at: float | None = None) -> list[dict[str, Any]]:
+        requested_at: float | None = None,
+        checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
     """Train seeds cfg.seed … cfg.seed + seeds - 1 of one config on one backend; their run records.
 
     Several seeds share one compiled program (train.SeedGroup: JAX vmap) and advance together.
@@ -174,6 +195,7 @@ def run(backend: str, cfg: Config, console: Console, seeds: int = 1,
     `error`; bad input and a config that cannot fit raise ConfigError before.
     `timing.startup_s` is what the run waited for its process: since the process started, or
     (a warm worker) since the run was asked for at `requested_at` (time.time()).
+    With `checkpointing` on (one seed), the run resumes from its latest checkpoint, if any.
     """
     cfgs = [cfg.replace(seed=cfg.seed + k) for k in range(seeds)]
     train, cores = start_backend(backend, cfg, seeds)
@@ -185,7 +207,7 @@ def run(backend: str, cfg: Config, console: Console, seeds: int = 1,
         group = train.SeedGroup(cfgs) if seeds > 1 else Alone(train.Trainer(cfg))
         build_s = time.perf_counter() - build
         env = environment(group.views[0].env(), cores, thread_policy(cfg))
-        results = train_with_progress(cfgs, group, console)
+        results = train_with_progress(cfgs, group, console, checkpointing)
         for result in results:
             result["timing"].update(startup_s=startup_s, build_s=build_s)
     except Exception as e:  # a crash mid-run still yields records saying so
@@ -206,7 +228,10 @@ def write_records(path: Path, records: list[dict[str, Any]]) -> None:
 def serve(backend: str, cfg: Config) -> None:
     """A warm worker of compare.run: start the framework once, pinned and configured for
     `cfg`'s threads and device, then run one request after another, read as JSON lines on stdin:
-    {"config": {...}, "seeds": K, "out": record file, "log": log file}. Each run's records are
+    {"config": {...}, "seeds": K, "out": record file, "log": log file}, and optionally
+    "checkpoint": {"every": N, "dir": folder} (one seed only: save a checkpoint every N steps
+    into the folder and resume from the latest one there; common/checkpoint.py; a bad value
+    makes the run's error records, "refused: …"). Each run's records are
     written to "out" as the one-shot command line writes them, and a line {"done": out} (or
     {"no_record": why}) is answered on the original stdout; everything else printed goes to
     stderr. A run that raises becomes its error records and the worker goes on."""
@@ -232,12 +257,17 @@ def serve(backend: str, cfg: Config) -> None:
             if (host_threads(run_cfg), run_cfg.device) != pinned:
                 records = [error_record(backend, c, f"worker pinned for {pinned} got a run for "
                                                     f"{(host_threads(run_cfg), run_cfg.device)}") for c in cfgs]
+            elif text and request.get("checkpoint"):
+                records = [error_record(backend, c, "refused: the sentiment task has no checkpoints yet")
+                           for c in cfgs]
             elif text:
                 records = [sentiment.serve_run(backend, run_cfg, console)]
             else:
                 try:
-                    records = run(backend, run_cfg, console, seeds, requested_at)
-                except ConfigError as e:  # does not fit this GPU, say
+                    checkpointing = Checkpointing.from_dict(request.get("checkpoint"))
+                    checkpointing.check_group(seeds)
+                    records = run(backend, run_cfg, console, seeds, requested_at, checkpointing)
+                except ConfigError as e:  # does not fit this GPU, say; a bad "checkpoint"
                     records = [error_record(backend, c, f"refused: {e}") for c in cfgs]
                 for record in records:
                     console.print(summarise(record))
@@ -266,12 +296,16 @@ def run_backend(backend: str) -> None:
             if not 1 <= seeds <= MAX_SEEDS_PER_PROGRAM:
                 raise ConfigError(f"--vmap_seeds={seeds}: must be in [1, {MAX_SEEDS_PER_PROGRAM}]")
             cfg = config_from_flags()
+            checkpointing = checkpointing_from_flags(seeds)
             if FLAGS.serve:
+                if checkpointing.on:
+                    raise ConfigError(f"--checkpoint_every={checkpointing.every} with --serve: a "
+                                      "request's \"checkpoint\" field asks for checkpoints")
                 return serve(backend, cfg)
             out = check_writable(FLAGS.out) if FLAGS.out else None
             memory.check(cfg, seeds)  # before the framework starts; start_backend checks a GPU too
             console = Console(highlight=False)
-            records = run(backend, cfg, console, seeds)
+            records = run(backend, cfg, console, seeds, checkpointing=checkpointing)
         except ConfigError as e:
             fail(str(e))
         errors = {r["error"] for r in records if r["status"] == "error"}
@@ -300,6 +334,9 @@ def run_sentiment(backend: str) -> None:
             raise ConfigError(f"--vmap_seeds={FLAGS.vmap_seeds}: the sentiment task trains one seed at a time")
         if FLAGS.serve:
             raise ConfigError("--serve: compare.run's workers run the adder only, for now")
+        if FLAGS.checkpoint_every:
+            raise ConfigError(f"--checkpoint_every={FLAGS.checkpoint_every}: the sentiment task has "
+                              "no checkpoints yet")
         cfg = sentiment.config_from_flags()
         out = check_writable(FLAGS.out) if FLAGS.out else None
         console = Console(highlight=False)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from common.checkpoint import Checkpointing, Checkpoints
 from common.config import Config
 from common.data import Batch, eval_chunk_size, eval_chunks, eval_set, train_batch
 from common.params import Params
@@ -31,6 +32,7 @@ class Trainer(Protocol):
     # another seed), 'hit' when every program came from a persistent compilation cache,
     # 'compiled' otherwise; None where nothing is compiled (eager PyTorch).
     compile_cache: str | None
+    backend: str  # "jax" or "torch": names its checkpoints (common/checkpoint.py)
 
     def compile(self, batch: Batch) -> float | None:
         """Compile the train and eval steps for these shapes; seconds taken, None if eager."""
@@ -61,6 +63,13 @@ class Trainer(Protocol):
 
     def env(self) -> dict:
         """The framework, device and threads this trainer runs on, for the run record."""
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Everything training continues from (weights, optimiser and schedule state, carried
+        hidden state, step and divergence tracking) as named host arrays, for a checkpoint."""
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from `training_state()`'s arrays; called after compile."""
 
 
 def evaluate(cfg: Config, trainer: Trainer, batch: Batch) -> tuple[float, float]:
@@ -146,42 +155,82 @@ class _Run:
 
 def fit(cfg: Config, trainer: Trainer,
         on_step: Callable[[int], None] | None = None,
-        on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train for cfg.steps, evaluating every cfg.eval_every steps; returns status, curve, timing."""
+        on_eval: Callable[[dict[str, Any]], None] | None = None,
+        checkpointing: Checkpointing | None = None) -> dict[str, Any]:
+    """Train for cfg.steps, evaluating every cfg.eval_every steps; returns status, curve, timing.
+    With `checkpointing` on, resume from the run's latest good checkpoint and save one every
+    `checkpointing.every` steps (see fit_lockstep)."""
     return fit_lockstep([cfg], Alone(trainer), on_step,
-                        on_eval and (lambda _, point: on_eval(point)))[0]
+                        on_eval and (lambda _, point: on_eval(point)), checkpointing)[0]
 
 
 def fit_lockstep(cfgs: list[Config], group: Lockstep,
                  on_step: Callable[[int], None] | None = None,
-                 on_eval: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                 on_eval: Callable[[int, dict[str, Any]], None] | None = None,
+                 checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
     """`fit` for runs that differ only in seed and advance together; one record per run.
 
     A run that is solved (with stop_when_solved) or diverges is finished at once, with its
     weights as they are then; the others go on. Step times are those of the whole group.
+
+    Checkpoints (a single run only; `checkpointing` on): after compiling, the run continues from
+    its latest good checkpoint, if any (trainer state, curve and timers restored; batch k is a
+    pure function of seed and k, so the rest of the run is the uninterrupted run's, bit for bit).
+    Every `checkpointing.every` steps, after the step has finished (and after that step's eval),
+    one is saved; a finished run deletes them. Timing after a resume: the timers go on from the
+    checkpoint's (elapsed_s as if the run had not stopped); compile_s and first_step_s stay the
+    first process's; the resumed process's compile and restore are `resume_s`, its first step is
+    a warm-up again (synced, counted in train_s, left out of the step-time median), and
+    `contention` covers the steps since the last resume only.
     """
     cfg = cfgs[0]
     runs = [_Run(c, view, eval_set(c)) for c, view in zip(cfgs, group.views)]
     first_batches = [train_batch(c, 1) for c in cfgs]
+    checkpoints = None
+    if checkpointing is not None and checkpointing.on:
+        checkpointing.check_group(len(runs))
+        checkpoints = Checkpoints(checkpointing, runs[0].trainer.backend, cfg.to_json())
 
     t0 = time.perf_counter()
     compile_s = group.compile(first_batches)
-    per_step: list[float] = []  # seconds per step over each eval interval after step 1
-    train_s = first_step_s = 0.0
+    timers: dict[str, Any] = {"compile_s": compile_s, "first_step_s": 0.0, "train_s": 0.0,
+                              "per_step": [],  # seconds per step over each interval after a warm-up
+                              "resume_s": 0.0, "checkpoint_s": 0.0, "resumed_from": []}
+    start_step = 1
+    if checkpoints is not None:
+        snapshot = checkpoints.latest()
+        if snapshot is not None:
+            runs[0].trainer.restore(snapshot.arrays)
+            run_meta, saved = snapshot.meta["run"], snapshot.meta["timers"]
+            runs[0].curve, runs[0].eval_s = run_meta["curve"], run_meta["eval_s"]
+            resume_s = time.perf_counter() - t0  # this process's compile and restore
+            timers = {**saved, "resume_s": saved["resume_s"] + resume_s,
+                      "resumed_from": [*saved["resumed_from"], snapshot.step]}
+            t0 = time.perf_counter() - snapshot.meta["elapsed_s"]  # elapsed goes on from the checkpoint's
+            start_step = snapshot.step + 1
+    per_step: list[float] = timers["per_step"]
+    compile_s, first_step_s, train_s = timers["compile_s"], timers["first_step_s"], timers["train_s"]
+    watch = None
 
     mark = time.perf_counter()
-    last_step = 0
-    for step in range(1, cfg.steps + 1):
+    last_step = start_step - 1
+    for step in range(start_step, cfg.steps + 1):
         group.step(first_batches if step == 1 else [train_batch(c, step) for c in cfgs])
         if on_step:
             on_step(step)
-        if step == 1:
-            runs[0].trainer.loss()  # one extra sync so warm-up cost is reported apart from steady state
-            first_step_s = time.perf_counter() - mark
-            train_s += first_step_s
-            mark, last_step = time.perf_counter(), 1
+        if step == start_step:
+            # One extra sync so warm-up cost (step 1, or the first step after a resume) is
+            # reported apart from the steady state.
+            runs[0].trainer.loss()
+            warm_s = time.perf_counter() - mark
+            train_s += warm_s
+            if step == 1:
+                first_step_s = warm_s
+            mark, last_step = time.perf_counter(), step
             watch = CoreWatch()  # who else used our cores while the steps were timed
-        if step % cfg.eval_every and step != cfg.steps:
+        evals = not (step % cfg.eval_every and step != cfg.steps)
+        saves = checkpoints is not None and checkpoints.due(step) and step != cfg.steps
+        if not (evals or saves):
             continue
 
         losses = [run.trainer.loss() for run in runs]  # the first waits for the device
@@ -190,7 +239,7 @@ def fit_lockstep(cfgs: list[Config], group: Lockstep,
             per_step.append((now - mark) / (step - last_step))
             train_s += now - mark
         for k, (run, loss) in enumerate(zip(runs, losses)):
-            if run.done:
+            if run.done or not evals:
                 continue
             run.diverged_step = run.trainer.nonfinite_step()
             if run.diverged_step is not None:
@@ -207,20 +256,29 @@ def fit_lockstep(cfgs: list[Config], group: Lockstep,
                 on_eval(k, run.curve[-1])
             if run.cfg.stop_when_solved and exact_acc == 1.0:
                 run.finish(t0, train_s)
+        if saves and not runs[0].done:
+            start = time.perf_counter()
+            timers.update(first_step_s=first_step_s, train_s=train_s)
+            checkpoints.save(step, runs[0].trainer.training_state(),
+                             {"timers": timers, "elapsed_s": start - t0,
+                              "run": {"curve": runs[0].curve, "eval_s": runs[0].eval_s}})
+            timers["checkpoint_s"] += time.perf_counter() - start
         mark, last_step = time.perf_counter(), step
         if all(run.done for run in runs):
             break
     for run in runs:
         if not run.done:
             run.finish(t0, train_s)
+    if checkpoints is not None:
+        checkpoints.clear()  # finished: a rerun starts afresh
 
     step_s = statistics.median(per_step) if per_step else first_step_s
-    contention = watch.others_share()
-    return [_outcome(run, compile_s, first_step_s, step_s, len(runs), contention) for run in runs]
+    contention = watch.others_share() if watch is not None else None
+    return [_outcome(run, compile_s, first_step_s, step_s, len(runs), contention, timers) for run in runs]
 
 
 def _outcome(run: _Run, compile_s: float | None, first_step_s: float, step_s: float,
-             group_size: int, contention: float | None) -> dict[str, Any]:
+             group_size: int, contention: float | None, timers: dict[str, Any]) -> dict[str, Any]:
     """What training produced for one run: the part of its record (common.records.run_record)
     that the loop knows."""
     solved = next((p for p in run.curve if p["exact_acc"] == 1.0), None)
@@ -249,5 +307,10 @@ def _outcome(run: _Run, compile_s: float | None, first_step_s: float, step_s: fl
             # Share of this run's cores that other processes used while it was timed
             # (common.threads.CoreWatch); above CONTENDED its speed is not its own.
             "contention": contention,
+            # Checkpoints (fit_lockstep): the steps this run was resumed from, the seconds the
+            # resumed processes spent compiling and restoring, and the seconds spent saving.
+            "resumed_from": timers["resumed_from"],
+            "resume_s": timers["resume_s"],
+            "checkpoint_s": timers["checkpoint_s"],
         },
     }

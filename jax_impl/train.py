@@ -106,6 +106,11 @@ def make_score(model: Adder):
     return score
 
 
+# A copy of every array made on the device, so no restored buffer aliases host memory that a
+# donating step could not take over.
+_fresh_copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+
+
 # Compiled programs of this process's recent configs, keyed by everything but the seed: a
 # program does not depend on the seed (it only picks data and initial weights, both inputs), and
 # even a persistent-cache hit costs ~0.3 s of tracing and lowering. The oldest are dropped, so a
@@ -116,6 +121,8 @@ _KEEP_PROGRAMS = 8
 
 class Trainer:
     """Owns the jitted steps and the training state; see common.loop.Trainer for the contract."""
+
+    backend = "jax"
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -184,6 +191,30 @@ class Trainer:
 
     def params(self) -> Params:
         return export_params(self.cfg, self.state["params"])
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Everything training continues from (parameters, Adam's moments and counts, the
+        schedule's count, carried hidden state, step and divergence tracking), as host arrays
+        named by their path in the state pytree (common/checkpoint.py saves them)."""
+        # Copies: on a CPU a host view of a device buffer would change under the next (donating) step.
+        return {jax.tree_util.keystr(path): np.array(leaf, copy=True)
+                for path, leaf in jax.tree_util.tree_flatten_with_path(self.state)[0]}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from `training_state()`'s arrays: after compile, into the same pytree structure, as
+        fresh device arrays (the train step donates its input buffers). ValueError, naming the
+        array, if they do not fit this trainer's state."""
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(self.state)
+        names = [jax.tree_util.keystr(path) for path, _ in leaves]
+        missing, extra = sorted(set(names) - set(state)), sorted(set(state) - set(names))
+        if missing or extra:
+            raise ValueError(f"state does not fit this trainer: missing {missing[:3]}, unknown {extra[:3]}")
+        for name, (_, leaf) in zip(names, leaves):
+            x = state[name]
+            if x.shape != leaf.shape or x.dtype != leaf.dtype:
+                raise ValueError(f"state {name}: {x.dtype}{list(x.shape)}, expected {leaf.dtype}{list(leaf.shape)}")
+        on_device = jax.device_put(treedef.unflatten([np.asarray(state[n]) for n in names]), self.device)
+        self.state = _fresh_copy(on_device)
 
     def logits(self, batch: Batch) -> np.ndarray:
         """Forward pass with the current parameters (for equivalence checks)."""
@@ -284,6 +315,12 @@ class _SeedView(Trainer):
 
     def compile(self, batch: Batch) -> float:
         raise TypeError("a seed of a SeedGroup is compiled by the group")
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        raise TypeError("a seed of a SeedGroup has no checkpointable state of its own")
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        raise TypeError("a seed of a SeedGroup has no checkpointable state of its own")
 
     def step(self, batch: Batch) -> None:
         raise TypeError("a seed of a SeedGroup is stepped by the group")

@@ -40,6 +40,12 @@ def cli(backend, *args, cwd=None):
     (["--digits", "10000000"], "needs about"),
     (["--eval_size", "1000000000"], "needs about"),
     (["--test_lengths", "100000000"], "test_lengths up to 100000000"),
+    (["--checkpoint_every", "-1"], "--checkpoint_every=-1: must be >= 0"),
+    (["--checkpoint_every", "5"], "--checkpoint_every=5: needs --checkpoint_dir"),
+    (["--checkpoint_every", "5", "--checkpoint_dir", "/dev/null/ck"], "--checkpoint_dir=/dev/null/ck"),
+    (["--checkpoint_every", "5", "--checkpoint_dir", ""], "--checkpoint_dir='': needs a value"),
+    (["--checkpoint_every", "5", "--checkpoint_dir", "ck", "--task", "sentiment"],
+     "--checkpoint_every=5: the sentiment task has no checkpoints yet"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(backend, tmp_path, args, named):
     out = [] if "--out" in args else ["--out", str(tmp_path / "run.json")]
@@ -102,6 +108,86 @@ def test_a_record_the_disk_cannot_take_is_told_apart_from_a_failed_run(tmp_path)
     assert result.returncode == EXIT_NO_RECORD
     assert result.stderr.strip() == f"error: cannot write {out}: File too large"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoints_of_seeds_trained_together_are_refused(tmp_path):
+    result = cli("jax", "--vmap_seeds", "2", "--checkpoint_every", "5", "--checkpoint_dir", "ck", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: --checkpoint_every=5 with --vmap_seeds=2: checkpoints are of "
+                                     "single runs")
+    assert list(tmp_path.iterdir()) == []
+
+
+# Small and quick per step, with a checkpoint every 2 steps: a kill lands while one is written
+# about as often as between them.
+_CKPT_RUN = ["--digits", "4", "--hidden", "16", "--batch_size", "32", "--steps", "300", "--eval_every", "50",
+             "--eval_size", "200", "--device", "cpu", "--threads", "1", "--h0", "randn", "--carry_state",
+             "--schedule", "multistep", "--milestones", "100,250"]
+
+
+def _scores(record):
+    return [(p["step"], p["loss"], p["exact_acc"], p["digit_acc"]) for p in record["curve"]]
+
+
+def test_a_run_killed_with_sigkill_resumes_and_ends_as_if_never_killed(backend, tmp_path):
+    """The CLI for real: SIGKILL once a few checkpoints are on disk (mid-write or not), rerun the
+    same command, and the record's curve is that of a run never killed; no checkpoint is left."""
+    import signal
+    import time
+
+    from common.checkpoint import Checkpointing, Checkpoints
+    from common.config import Config
+
+    ckpt_dir = tmp_path / "ckpt"
+    plain = cli(backend, *_CKPT_RUN, "--out", str(tmp_path / "plain.json"))
+    assert plain.returncode == 0, plain.stderr
+    expected = json.loads((tmp_path / "plain.json").read_text())
+    checkpoints = Checkpoints(Checkpointing(2, str(ckpt_dir)), backend,
+                              Config.from_dict(expected["config"]).to_json())
+
+    argv = [*_CKPT_RUN, "--checkpoint_every", "2", "--checkpoint_dir", str(ckpt_dir), "--out",
+            str(tmp_path / "run.json")]
+    proc = subprocess.Popen([sys.executable, "-m", f"{backend}_impl", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while max(checkpoints.files(), default=0) < 60:  # killed past the first eval, before the end
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run.json").exists()
+    left = checkpoints.files()
+    assert left and max(left) < 300
+
+    rerun = cli(backend, *argv)
+    assert rerun.returncode == 0, rerun.stderr
+    record = json.loads((tmp_path / "run.json").read_text())
+    [resumed] = record["timing"]["resumed_from"]
+    assert resumed in left and resumed >= 60
+    assert "resumed from the checkpoint of step" in rerun.stdout
+    assert record["status"] == "ok" and _scores(record) == _scores(expected) and len(_scores(record)) == 6
+    assert list(ckpt_dir.iterdir()) == []  # the finished run took its checkpoints and any torn temporary
+
+
+def test_a_serve_request_may_ask_for_checkpoints(tmp_path):
+    """The warm worker takes a request's "checkpoint" object: it runs with it (and leaves no
+    checkpoint behind once done), and a bad one is that run's refusal, not the worker's end."""
+    small = {"digits": 3, "hidden": 8, "batch_size": 8, "steps": 6, "eval_every": 3, "eval_size": 16,
+             "device": "cpu", "threads": 1}
+    requests = [{"config": small, "seeds": 1, "out": str(tmp_path / "good.json"), "log": str(tmp_path / "good.log"),
+                 "checkpoint": {"every": 2, "dir": str(tmp_path / "ckpt")}},
+                {"config": small, "seeds": 1, "out": str(tmp_path / "bad.json"), "log": str(tmp_path / "bad.log"),
+                 "checkpoint": {"every": -1, "dir": str(tmp_path / "ckpt")}}]
+    worker = subprocess.run([sys.executable, "-m", "torch_impl", "--serve", "--threads", "1", "--device", "cpu"],
+                            input="".join(json.dumps(r) + "\n" for r in requests), capture_output=True, text=True,
+                            timeout=300)
+    assert worker.returncode == 0, worker.stderr
+    assert [json.loads(line) for line in worker.stdout.splitlines()] == [{"done": r["out"]} for r in requests]
+    good, bad = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("good", "bad"))
+    assert good["status"] == "ok" and [p["step"] for p in good["curve"]] == [3, 6]
+    assert good["timing"]["checkpoint_s"] > 0 and good["timing"]["resumed_from"] == []
+    assert list((tmp_path / "ckpt").iterdir()) == []
+    assert bad["status"] == "error" and bad["error"].startswith("refused: --checkpoint_every=-1: must be >= 0")
 
 
 # --- Every entry point, fuzzed: it runs, or it refuses with one line and writes nothing. ------

@@ -92,3 +92,139 @@ def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
     other = jax_train.Trainer(seed1.replace(hidden=32))  # another config compiles its own
     fit(seed1.replace(hidden=32), other)
     assert other.compile_cache != "memory"
+
+
+# --- Checkpoints: a run stopped and rerun is the uninterrupted run, bit for bit. -------------
+
+import numpy as np  # noqa: E402
+
+from common.checkpoint import Checkpointing, Checkpoints  # noqa: E402
+from common.config import ConfigError  # noqa: E402
+
+# Small, on the CPU (bitwise needs deterministic kernels), and crossing what must be carried:
+# an LR milestone after the stop, carried hidden state, random h0.
+CKPT_CFG = Config(digits=4, hidden=16, batch_size=32, steps=40, eval_every=10, eval_size=500, device="cpu",
+                  threads=1, schedule="multistep", milestones=(15, 30), carry_state=True, h0="randn")
+
+
+class Stop(Exception):
+    """Stands for a kill: the run ends after a step, its checkpoints left behind."""
+
+
+def stop_after(last):
+    def on_step(step):
+        if step == last:
+            raise Stop
+    return on_step
+
+
+def scores(outcome):
+    """Everything of the curve but timings."""
+    return [(p["step"], p["loss"], p["exact_acc"], p["digit_acc"]) for p in outcome["curve"]]
+
+
+def assert_bitwise(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
+
+
+def interrupted_then_rerun(backend, cfg, checkpointing, stop=25, before_rerun=None):
+    """Train until a Stop after step `stop`, then rerun to the end: (outcome, trainer)."""
+    with pytest.raises(Stop):
+        fit(cfg, trainer_for(backend, cfg), on_step=stop_after(stop), checkpointing=checkpointing)
+    if before_rerun:
+        before_rerun()
+    trainer = trainer_for(backend, cfg)
+    return fit(cfg, trainer, checkpointing=checkpointing), trainer
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    """Per backend: the outcome and final weights of CKPT_CFG without checkpoints."""
+    cache = {}
+
+    def get(backend):
+        if backend not in cache:
+            trainer = trainer_for(backend, CKPT_CFG)
+            cache[backend] = fit(CKPT_CFG, trainer), trainer.params()
+        return cache[backend]
+    return get
+
+
+@pytest.mark.parametrize("every, resumed", [(10, 20), (7, 21)], ids=["at-evals", "between-evals"])
+def test_a_resumed_run_is_the_uninterrupted_run_bit_for_bit(backend, tmp_path, uninterrupted, every, resumed):
+    full, full_params = uninterrupted(backend)
+    checkpointing = Checkpointing(every, str(tmp_path))
+    outcome, trainer = interrupted_then_rerun(backend, CKPT_CFG, checkpointing)
+    assert outcome["timing"]["resumed_from"] == [resumed]
+    assert outcome["status"] == "ok" and scores(outcome) == scores(full) and len(scores(full)) == 4
+    assert_bitwise(trainer.params(), full_params)
+    assert list(tmp_path.iterdir()) == []  # a finished run deletes its checkpoints
+    timing = outcome["timing"]
+    assert timing["train_s"] >= outcome["curve"][1]["train_s"] - (timing["compile_s"] or 0)  # timers go on
+    assert [p["elapsed_s"] for p in outcome["curve"]] == sorted(p["elapsed_s"] for p in outcome["curve"])
+
+
+def test_a_corrupt_latest_checkpoint_resumes_from_the_one_before(backend, tmp_path, uninterrupted):
+    full, full_params = uninterrupted(backend)
+    checkpointing = Checkpointing(10, str(tmp_path))
+    ckpt = Checkpoints(checkpointing, backend, CKPT_CFG.to_json())
+
+    def tear_the_latest():
+        latest = ckpt.files()[20]
+        latest.write_bytes(latest.read_bytes()[:-100])
+
+    outcome, trainer = interrupted_then_rerun(backend, CKPT_CFG, checkpointing, before_rerun=tear_the_latest)
+    assert outcome["timing"]["resumed_from"] == [10]
+    assert scores(outcome) == scores(full)
+    assert_bitwise(trainer.params(), full_params)
+
+
+def is_adam_moment(name):
+    return any(m in name for m in (".mu[", ".nu[", "/exp_avg"))  # jax (optax) / torch names
+
+
+@pytest.mark.parametrize("wrong", ["no-adam-moments", "step-off-by-one"])
+def test_the_bitwise_check_can_fail(backend, tmp_path, uninterrupted, monkeypatch, wrong):
+    """A resume that loses the optimiser's moments, or skips a batch, is caught."""
+    full, full_params = uninterrupted(backend)
+    train = type(trainer_for(backend, CKPT_CFG))
+    if wrong == "no-adam-moments":
+        restore = train.restore
+        monkeypatch.setattr(train, "restore", lambda self, state: restore(
+            self, {k: np.zeros_like(v) if is_adam_moment(k) else v for k, v in state.items()}))
+    else:
+        latest = Checkpoints.latest
+
+        def one_late(self):
+            snapshot = latest(self)
+            if snapshot:
+                snapshot.step += 1
+            return snapshot
+        monkeypatch.setattr(Checkpoints, "latest", one_late)
+    outcome, trainer = interrupted_then_rerun(backend, CKPT_CFG, Checkpointing(10, str(tmp_path)))
+    assert outcome["timing"]["resumed_from"] == [20 if wrong == "no-adam-moments" else 21]
+    assert scores(outcome)[:2] == scores(full)[:2]  # before the resume
+    assert [p[0] for p in scores(outcome)] == [10, 20, 30, 40]
+    assert scores(outcome)[2:] != scores(full)[2:]
+    assert any(not np.array_equal(trainer.params()[k], v) for k, v in full_params.items())
+
+
+def test_another_config_does_not_resume_from_these_checkpoints(backend, tmp_path):
+    checkpointing = Checkpointing(10, str(tmp_path))
+    with pytest.raises(Stop):
+        fit(CKPT_CFG, trainer_for(backend, CKPT_CFG), on_step=stop_after(25), checkpointing=checkpointing)
+    other = CKPT_CFG.replace(seed=1)
+    outcome = fit(other, trainer_for(backend, other), checkpointing=checkpointing)
+    assert outcome["timing"]["resumed_from"] == []
+    assert sorted(Checkpoints(checkpointing, backend, CKPT_CFG.to_json()).files()) == [10, 20]  # left alone
+
+
+def test_seeds_trained_together_refuse_checkpoints(tmp_path):
+    from common.loop import fit_lockstep
+    from jax_impl.train import SeedGroup
+
+    cfgs = [CKPT_CFG, CKPT_CFG.replace(seed=1)]
+    with pytest.raises(ConfigError, match="--checkpoint_every=10 with --vmap_seeds=2"):
+        fit_lockstep(cfgs, SeedGroup(cfgs), checkpointing=Checkpointing(10, str(tmp_path)))

@@ -50,8 +50,65 @@ def update(trainer, loss: torch.Tensor) -> None:
     trainer.first_bad = torch.where(newly_bad, trainer.step_count, trainer.first_bad)
 
 
+def _numbers(d: dict, prefix: str) -> dict[str, np.ndarray]:
+    """The numbers (and lists of numbers) of an optimiser's param group or a scheduler's
+    state_dict as arrays; the rest (milestones, betas, param indices) follows from the config."""
+    def numbers(value) -> bool:
+        if isinstance(value, list):
+            return bool(value) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        return isinstance(value, (bool, int, float))
+
+    return {f"{prefix}/{key}": np.array(value) for key, value in d.items() if numbers(value)}
+
+
+def _with_numbers(d: dict, prefix: str, arrays: dict[str, np.ndarray]) -> dict:
+    """`d` with the numbers `_numbers` took from it replaced by those in `arrays`, typed as in `d`."""
+    out = dict(d)
+    for key, value in d.items():
+        name = f"{prefix}/{key}"
+        if name not in arrays:
+            continue
+        if isinstance(value, list):
+            out[key] = [type(v)(x) for v, x in zip(value, arrays[name].tolist(), strict=True)]
+        else:
+            out[key] = type(value)(arrays[name].item())
+    return out
+
+
+_ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")  # per parameter, once it has been stepped
+
+
+def optimizer_state(opt: torch.optim.Optimizer, sched) -> dict[str, np.ndarray]:
+    """Adam's per-parameter state (step, exp_avg, exp_avg_sq), its param groups' numbers (lr,
+    which a schedule changes) and the LR scheduler's counters, as flat host arrays."""
+    sd = opt.state_dict()
+    out = {f"opt/state/{i}/{key}": t.detach().cpu().numpy().copy()
+           for i, state in sd["state"].items() for key, t in state.items()}
+    for g, group in enumerate(sd["param_groups"]):
+        out.update(_numbers(group, f"opt/group{g}"))
+    if sched is not None:
+        out.update(_numbers(sched.state_dict(), "sched"))
+    return out
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, sched, arrays: dict[str, np.ndarray]) -> None:
+    """Put `optimizer_state`'s arrays back (Adam casts and places them as its parameters are)."""
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, x in arrays.items():
+        parts = name.split("/")
+        if parts[:2] == ["opt", "state"]:
+            state.setdefault(int(parts[2]), {})[parts[3]] = torch.tensor(x)
+    groups = [_with_numbers(group, f"opt/group{g}", arrays) for g, group in enumerate(sd["param_groups"])]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    if sched is not None:
+        sched.load_state_dict(_with_numbers(sched.state_dict(), "sched", arrays))
+
+
 class Trainer:
     """Owns the model, optimiser and carried state; see common.loop.Trainer for the contract."""
+
+    backend = "torch"
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -101,6 +158,46 @@ class Trainer:
 
     def params(self) -> Params:
         return export_params(self.model)
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Everything training continues from: the model's state_dict, Adam's and the LR
+        scheduler's state, the carried hidden state, the step count and divergence tracking, as
+        host arrays (common/checkpoint.py saves them)."""
+        out = {f"model/{k}": v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+        out.update(optimizer_state(self.opt, self.sched))
+        out["step_count"] = np.array(self.step_count, np.int64)
+        out["first_bad"] = self.first_bad.cpu().numpy().copy()
+        out["last_loss"] = self.last_loss.cpu().numpy().copy()
+        if self.carry is not None:
+            out["carry"] = self.carry.cpu().numpy().copy()
+        return out
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from `training_state()`'s arrays. ValueError, naming the array, if they do
+        not fit this trainer."""
+        sd = self.opt.state_dict()
+        expected = {f"model/{k}" for k in self.model.state_dict()} | {"step_count", "first_bad", "last_loss"}
+        expected |= {f"opt/state/{i}/{key}" for group in sd["param_groups"]
+                     for i in group["params"] for key in _ADAM_STATE}
+        for g, group in enumerate(sd["param_groups"]):
+            expected |= _numbers(group, f"opt/group{g}").keys()
+        if self.sched is not None:
+            expected |= _numbers(self.sched.state_dict(), "sched").keys()
+        have = state.keys() - {"carry"}
+        missing, extra = sorted(expected - have), sorted(have - expected)
+        if missing or extra:
+            raise ValueError(f"state does not fit this trainer: missing {missing[:3]}, unknown {extra[:3]}")
+        model = {k[len("model/"):]: torch.tensor(v) for k, v in state.items() if k.startswith("model/")}
+        for k, v in self.model.state_dict().items():
+            if tuple(v.shape) != tuple(model[k].shape) or v.dtype != model[k].dtype:
+                raise ValueError(f"state model/{k}: {model[k].dtype}{list(model[k].shape)}, "
+                                 f"expected {v.dtype}{list(v.shape)}")
+        self.model.load_state_dict(model)
+        restore_optimizer(self.opt, self.sched, state)
+        self.step_count = int(state["step_count"])
+        self.first_bad = torch.tensor(state["first_bad"], device=self.device)
+        self.last_loss = torch.tensor(state["last_loss"], device=self.device)
+        self.carry = torch.tensor(state["carry"], device=self.device) if "carry" in state else None
 
     @torch.no_grad()
     def logits(self, batch: Batch) -> np.ndarray:
