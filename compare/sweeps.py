@@ -129,9 +129,13 @@ SWEEPS = {s.name: s for s in [
           {"hidden": (256, 512, 1024)}, {"hidden": (256, 512, 1024)}, task="sentiment",
           quick={"steps": 200, "eval_every": 100}),  # 1024 is 16x the work of 256 on a CPU
     Sweep("text-length", "sentiment: accuracy by text length per cell; quick also moves the label's words "
-          "0, 50 or 150 tokens from the end (neutral filler after each tweet)",
-          {"cell": ("rnn", "lstm", "gru"), "filler": (0, 50, 150)}, {"cell": ("rnn", "lstm", "gru")},
-          task="sentiment", quick={"hidden": 64, "eval_every": 100}),  # 150 filler tokens: 7x the steps' work
+          "10 tokens from the end (neutral filler after each tweet)",
+          {"cell": ("rnn", "lstm", "gru"), "filler": (0, 10)}, {"cell": ("rnn", "lstm", "gru")},
+          task="sentiment", quick={"hidden": 128, "steps": 600, "eval_every": 150}),
+    # Filler 10 is where the cells part at this budget (hidden 128, 600 steps, JAX, seed 0, best
+    # test accuracy): rnn 0.69 (the majority class is 0.70), lstm 0.85, gru 0.86; without filler
+    # all three reach 0.83-0.86. At 25 tokens or more every cell stays at the majority class
+    # (and did at 50 and 150 with hidden 64): the budget, not the cell, is then what fails.
 ]}
 ALL = "all"
 PRESETS = ("quick", "paper")
