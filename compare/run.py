@@ -4,6 +4,7 @@
     python -m compare.run --sweep layers                      # quick preset, jax+torch, 3 seeds
     python -m compare.run --sweep lr --preset paper --seeds 5 --jobs 2 --out results/lr
     python -m compare.run --sweep digits --set batch_size=100 --set threads=2
+    python -m compare.run --sweep all --preset paper --engine ray --address HEAD:6379
 
 Rerunning the same command with the same --out resumes: finished runs are skipped.
 """
@@ -35,6 +36,7 @@ from compare import devices, report
 from compare.runner import RESULTS, Busy, ResultsError, execute, load_results, lock_out, pending
 from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups
 
+ENGINES = ("local", "ray")
 MAX_SEEDS = 1000  # the mean's interval shrinks as 1/sqrt(K): past this, more seeds only cost time
 # --set takes a field of either task's config, typed like its default there.
 _DEFAULTS = {**{f.name: getattr(TextConfig(), f.name) for f in dataclasses.fields(TextConfig)},
@@ -67,6 +69,11 @@ def define_flags() -> None:
                       "keeping one warm per slot and backend (slower; for comparing the two)")
     flags.DEFINE_bool("dry_run", False, "check the command, print the runs it would make and how many are "
                       "done, then stop without writing anything")
+    flags.DEFINE_enum("engine", "local", ENGINES, "where the runs run: local, this machine's warm worker "
+                      "processes; ray, the same workers hosted by Ray actors (a local instance, or the "
+                      "cluster at --address; needs the cluster extra)")
+    flags.DEFINE_string("address", None, "--engine ray: HOST:PORT of a running Ray cluster's head to run "
+                        "on (default: start a local instance for this sweep and stop it after)")
     flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
                       "program (one process; step times are then per group of seeds)")
 
@@ -131,11 +138,22 @@ def main(argv: list[str]) -> None:
     if not 1 <= F.seeds <= MAX_SEEDS:
         fail(f"--seeds={F.seeds}: must be in [1, {MAX_SEEDS}]")
     cores = len(available_cores())
-    if not 0 <= F.jobs <= cores:
+    joined = F.engine == "ray" and F.address is not None  # the runs run on other machines
+    if F.address is not None and F.engine != "ray":
+        fail(f"--address={F.address}: only with --engine ray")
+    if not joined and not 0 <= F.jobs <= cores:
         fail(f"--jobs={F.jobs}: must be in [0, {cores}] (0: auto; at most the cores this process may use)")
+    if F.jobs < 0:
+        fail(f"--jobs={F.jobs}: must be >= 0 (0: as many as the Ray cluster holds)")
     names = list(SWEEPS) if F.sweep == ALL else [F.sweep]
     out_dir = Path(F.out or f"results/{F.sweep}-{F.preset}")
     try:
+        if F.engine == "ray":
+            from compare import ray_engine  # imports ray, only when asked for
+
+            ray_engine.check_installed()
+            if joined:
+                ray_engine.check_address(F.address)
         overrides = dict(parse_override(s) for s in F.set)
         for name in names:
             swept = set(overrides) & set(SWEEPS[name].axes(F.preset))
@@ -143,15 +161,45 @@ def main(argv: list[str]) -> None:
                 raise ConfigError(f"--set {sorted(swept)[0]}=…: sweep {name} varies {sorted(swept)[0]} itself")
         runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds,
                                                     _applicable(overrides, name, F.sweep))]
-        check_memory(runs, F.jobs or 1, F.seeds if F.vmap_seeds else 1)
+        if not joined:  # on a cluster, each worker checks that its run fits its node
+            check_memory(runs, F.jobs or 1, F.seeds if F.vmap_seeds else 1)
         check_text_data(runs)
         check_out_dir(out_dir)
-        # Validated first (a bad --set fails at once); then every run gets the one device.
-        device, device_note = devices.resolve(overrides.get("device", "auto"), F.backends)
+        # A dry run of a local Ray instance needs no instance: it would run on this machine.
+        engine = ray_engine.RayEngine(F.address) if F.engine == "ray" and (joined or not F.dry_run) else None
+    except ConfigError as e:
+        fail(str(e))
+    try:
+        _sweep(console, F, names, overrides, out_dir, cores, engine)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out_dir: Path, cores: int,
+           engine) -> None:
+    """The sweep, once its command is checked: on this machine, or on `engine` (Ray)."""
+    joined = engine is not None and engine.joined
+    try:
+        # Validated first (a bad --set fails at once); then every run gets the one device,
+        # decided where the runs will run.
+        resolve = engine.resolve_device if joined else devices.resolve
+        device, device_note = resolve(overrides.get("device", "auto"), F.backends)
         overrides["device"] = device
         runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds,
                                                     _applicable(overrides, name, F.sweep))]
-        F.jobs = F.jobs or auto_jobs(runs, cores, F.seeds if F.vmap_seeds else 1)
+        if engine is not None:  # as many slots as its nodes hold, at most
+            shape = max((engine.shape(r) for r in runs), default=(1, 0))
+            room = engine.capacity(shape)
+            if room < 1 or F.jobs > room:
+                cluster = f"the Ray cluster at {F.address}" if joined else "the local Ray instance"
+                size = f"{shape[0]} CPU(s)" + (f" and {shape[1]} GPU" if shape[1] else "")
+                raise ConfigError(f"--jobs={F.jobs}: {cluster} holds {room} worker(s) of {size}" if room
+                                  else f"no node of {cluster} has {size} for a worker")
+        if joined:
+            F.jobs = F.jobs or room
+        else:
+            F.jobs = F.jobs or auto_jobs(runs, cores, F.seeds if F.vmap_seeds else 1)
     except ConfigError as e:
         fail(str(e))
     plan = (f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
@@ -168,9 +216,11 @@ def main(argv: list[str]) -> None:
         fail(str(e))
 
     console.print(device_note)
+    if engine is not None:
+        console.print(engine.summary())
     console.print(plan)
     start = time.perf_counter()
-    done = execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors, F.fresh_workers)
+    done = _execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors, F.fresh_workers, engine)
     main_s = time.perf_counter() - start
     extra: list = []
     while True:  # controls first; float64 where they leave a parting unexplained
@@ -182,19 +232,21 @@ def main(argv: list[str]) -> None:
         kinds = sorted({"a control" if r.role == "control" else "float64" for r in todo})
         console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
                       f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
-        done = execute(todo, out_dir, F.jobs, console, vmap_seeds=False, retry_errors=F.retry_errors,
-                       fresh_workers=F.fresh_workers)
+        done = _execute(todo, out_dir, F.jobs, console, False, F.retry_errors, F.fresh_workers, engine)
         extra += todo
     if extra:
         console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
     retried = sum(before.get(r.key, {}).get("status") == "error" for r in runs + extra)
+    lost = engine.retried if engine is not None else 0
     wanted = {r.key for r in runs + extra}
     records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]
     header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",
               f"- command: `python -m compare.run {shlex.join(sys.argv[1:])}`",
               f"- written: {datetime.datetime.now().isoformat(timespec='seconds')}; "
               f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)"
-              + (f"; {retried} run(s) that had failed were retried" if retried else ""),
+              + (f"; {retried} run(s) that had failed were retried" if retried else "")
+              + (f"; engine ray, {engine.summary()}" if engine is not None else "")
+              + (f"; {lost} run(s) lost with their Ray node or worker were run again" if lost else ""),
               f"- wall time of this invocation's runs: {time.perf_counter() - start:.0f} s"
               + ("" if pending(runs + extra, before, F.retry_errors) else " (all resumed: none ran)"),
               f"- {device_note}", *_environment(records)]
@@ -209,10 +261,27 @@ def main(argv: list[str]) -> None:
                   f"{out_dir / 'summary.csv'}, {out_dir / RESULTS}")
     if retried:
         console.print(f"retried {retried} run(s) that had failed before")
+    if lost:
+        console.print(f"ran {lost} run(s) again whose Ray node or worker was lost under them")
     errors = sum(r["status"] == "error" for r in records)
     if errors:
         console.print(f"[red]{errors} run(s) failed[/]: see {out_dir / 'logs'}; rerun the same command "
                       f"to try them again")
+        sys.exit(1)
+
+
+def _execute(runs: list[Run], out_dir: Path, jobs: int, console: Console, vmap_seeds: bool, retry_errors: bool,
+             fresh_workers: bool, engine) -> dict[str, dict[str, Any]]:
+    """runner.execute on this machine or on `engine`; a cluster that cannot go on is one line, exit 1
+    (what finished is in results.jsonl: a rerun resumes)."""
+    if engine is None:
+        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers)
+    from compare.ray_engine import EngineError
+
+    try:
+        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, engine)
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 
 

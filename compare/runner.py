@@ -9,10 +9,16 @@ writes results.jsonl, one fsync'd line per finished run, and only one such proce
 folder (`lock_out`). A rerun skips every key already there, so a killed sweep resumes where it
 stopped; a run recorded as an `error` (a killed worker, a full disk) is tried again, and its new
 record, appended later, is the one that counts.
+
+What runs (the pending runs, grouped into units) and the writing of their records (`Ledger`)
+are the same whatever runs them; where the units run is the engine's: `execute` runs them in
+this machine's slots, or hands them to another engine (compare.ray_engine: the same warm
+workers, hosted by Ray actors on a cluster's nodes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import json
@@ -24,7 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -106,9 +112,27 @@ def _worker_setup(cores: list[int]):
     return setup
 
 
+def describe(unit: list[Run]) -> str:
+    """A unit in a few words, for the progress bar: backend, config, seed(s)."""
+    first, seeds = unit[0], [r.config.seed for r in unit]
+    return f"{first.backend} {first.label} seed{'s' if len(seeds) > 1 else ''} " + ",".join(map(str, seeds))
+
+
+def serve_request(unit: list[Run], out: Path, log: Path) -> dict[str, Any]:
+    """The request a worker in serve mode reads for `unit` (common/cli.py `serve`): the one
+    place both engines build it. Its records go to `out`, its output to `log`; an optional
+    "checkpoint" object of the request would be added here."""
+    first = unit[0]
+    return {"task": first.config.task, "config": first.config.to_dict(), "seeds": len(unit),
+            "out": str(out), "log": str(log)}
+
+
 class _Worker:
     """One warm backend process pinned to a slot's cores, serving units of runs one at a time: a
-    unit is one run, or (JAX with vmap) consecutive seeds of one config trained together."""
+    unit is one run, or (JAX with vmap) consecutive seeds of one config trained together.
+
+    `threads` is passed on as the worker's --threads (the local engine resolves it first; a Ray
+    slot passes the config's own, which the worker resolves on its node)."""
 
     def __init__(self, backend: str, threads: int, device: str, cores: list[int], log_path: Path):
         self.key = (backend, threads, device)
@@ -126,8 +150,7 @@ class _Worker:
 
     @property
     def what(self) -> str:
-        first, seeds = self.unit[0], [r.config.seed for r in self.unit]
-        return f"{first.backend} {first.label} seed{'s' if len(seeds) > 1 else ''} " + ",".join(map(str, seeds))
+        return describe(self.unit)
 
     @property
     def alive(self) -> bool:
@@ -139,9 +162,7 @@ class _Worker:
         self.record_path = scratch / f"{first.key}.json"
         self.run_log = logs / f"{first.key}.log"
         self.record_path.unlink(missing_ok=True)
-        request = {"task": first.config.task, "config": first.config.to_dict(), "seeds": len(unit),
-                   "out": str(self.record_path),
-                   "log": str(self.run_log)}
+        request = serve_request(unit, self.record_path, self.run_log)
         try:
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
@@ -156,6 +177,14 @@ class _Worker:
                 self.reply = json.loads(line)
                 return True
         return not self.alive
+
+    def wait(self, timeout: float) -> bool:
+        """finished(), after waiting up to `timeout` s for the worker to answer or die."""
+        select.select([self.proc.stdout], [], [], timeout)
+        if self.finished():
+            return True
+        time.sleep(0.01)  # its output closed but it is not reaped yet: no busy loop
+        return False
 
     def records(self) -> list[dict[str, Any]]:
         """One record per run of the finished unit, in order, each with the unit's wall time."""
@@ -235,39 +264,89 @@ def pending(runs: list[Run], done: dict[str, dict[str, Any]], retry_errors: bool
     return [r for r in runs if r.key not in done or (retry_errors and done[r.key]["status"] == "error")]
 
 
-def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
-            vmap_seeds: bool = False, retry_errors: bool = True,
-            fresh_workers: bool = False) -> dict[str, dict[str, Any]]:
-    """Run whatever of `runs` is not in out_dir/results.jsonl yet (and, with retry_errors, what
-    failed there before); returns every record by key. `fresh_workers` ends each worker after
-    one unit (a new process per run, as before warm workers). Interrupted (Ctrl-C) or failing to
-    write, it ends its workers before the exception leaves; their runs stay unrecorded."""
-    results_path = out_dir / RESULTS
-    done = load_results(results_path)
-    todo = pending(runs, done, retry_errors)
-    retried = sum(r.key in done for r in todo)
-    units = work_units(todo, vmap_seeds)
-    scratch, logs = out_dir / "scratch", out_dir / "logs"
-    with writing(scratch):
-        scratch.mkdir(parents=True, exist_ok=True)
-        logs.mkdir(exist_ok=True)
-    cores = available_cores()
+class Ledger:
+    """The driver's side of a sweep, whatever engine runs it: what is still to run (`units`, in
+    order), the progress bar, and the one place records are written: each finished unit's
+    records are appended to results.jsonl by `record`, here, in this process only."""
 
-    def slot_cores(slot: int, threads: int) -> list[int]:
-        return sorted({cores[(slot * threads + i) % len(cores)] for i in range(threads)})
+    def __init__(self, runs: list[Run], out_dir: Path, jobs: int, console: Console,
+                 vmap_seeds: bool = False, retry_errors: bool = True):
+        self.path = out_dir / RESULTS
+        self.logs = out_dir / "logs"
+        self.jobs = jobs
+        self.done = load_results(self.path)
+        todo = pending(runs, self.done, retry_errors)
+        self.units = work_units(todo, vmap_seeds)
+        with writing(self.logs):
+            self.logs.mkdir(parents=True, exist_ok=True)
+        self.total, self.finished = len(runs), len(runs) - len(todo)
+        retried = sum(r.key in self.done for r in todo)
+        if self.finished or retried:
+            console.print(f"resuming: {self.finished} of {len(runs)} runs already in {self.path}"
+                          + (f"; retrying {retried} that failed before" if retried else ""))
+        self.console = console
+        self._progress: Progress | None = None
 
-    finished = len(runs) - len(todo)
-    if finished or retried:
-        console.print(f"resuming: {finished} of {len(runs)} runs already in {results_path}"
-                      + (f"; retrying {retried} that failed before" if retried else ""))
-    # slot -> backend -> its warm worker; at most one worker of a slot is busy at a time.
-    slots: dict[int, dict[str, _Worker]] = {slot: {} for slot in range(jobs)}
-    busy: dict[int, _Worker] = {}
-    columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[now]}"))
-    try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("runs", total=len(runs), completed=len(runs) - len(todo), now="")
+    @contextlib.contextmanager
+    def progress(self):
+        columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[now]}"))
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            self._progress = progress
+            self._task = progress.add_task("runs", total=self.total, completed=self.finished, now="")
+            try:
+                yield self
+            finally:
+                self._progress = None
+
+    def show(self, units: list[list[Run]]) -> None:
+        """The units running now, on the progress bar."""
+        if self._progress:
+            self._progress.update(self._task, now=escape(" | ".join(describe(u) for u in units)))
+
+    def say(self, line: str) -> None:
+        (self._progress.console if self._progress else self.console).print(line)
+
+    def record(self, unit: list[Run], written: list[dict[str, Any]]) -> None:
+        """Append the finished unit's records (one per run, in order, as its worker wrote them)
+        to results.jsonl, with what the driver knows of each run."""
+        for run, record in zip(unit, written):
+            record = {**record, "key": run.key, "sweep": run.sweep, "label": run.label,
+                      "point": dict(run.point), "role": run.role, "jobs": self.jobs}
+            append_result(self.path, record)
+            self.done[run.key] = record
+            if record["status"] == "error":
+                self.say(f"[red]error[/] {escape(run.backend)} {escape(run.label)} seed "
+                         f"{run.config.seed}: {escape(record['error'])}")
+            if self._progress:
+                self._progress.advance(self._task)
+
+
+class Engine(Protocol):
+    """Where a sweep's units run: `run` takes units off `ledger.units` until none is left or
+    running, and hands each finished unit's records to `ledger.record`."""
+
+    def run(self, ledger: Ledger, jobs: int, fresh_workers: bool) -> None: ...
+
+
+class LocalEngine:
+    """`jobs` slots on this machine, each with one warm worker per backend, pinned to the slot's
+    cores."""
+
+    def run(self, ledger: Ledger, jobs: int, fresh_workers: bool) -> None:
+        units = ledger.units
+        scratch, logs = ledger.path.parent / "scratch", ledger.logs
+        with writing(scratch):
+            scratch.mkdir(parents=True, exist_ok=True)
+        cores = available_cores()
+
+        def slot_cores(slot: int, threads: int) -> list[int]:
+            return sorted({cores[(slot * threads + i) % len(cores)] for i in range(threads)})
+
+        # slot -> backend -> its warm worker; at most one worker of a slot is busy at a time.
+        slots: dict[int, dict[str, _Worker]] = {slot: {} for slot in range(jobs)}
+        busy: dict[int, _Worker] = {}
+        try:
             while units or busy:
                 for slot in range(jobs):
                     if slot in busy or not units:
@@ -283,33 +362,37 @@ def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
                         slots[slot][key[0]] = worker
                     worker.submit(unit, scratch, logs)
                     busy[slot] = worker
-                progress.update(task, now=escape(" | ".join(w.what for w in busy.values())))
-                waiting = [w.proc.stdout for w in busy.values()]
-                select.select(waiting, [], [], 0.05)
+                ledger.show([w.unit for w in busy.values()])
+                select.select([w.proc.stdout for w in busy.values()], [], [], 0.05)
                 for slot, worker in list(busy.items()):
                     if not worker.finished():
                         continue
                     del busy[slot]
                     unit = worker.unit
-                    for run, written in zip(unit, worker.records()):
-                        record = {**written, "key": run.key, "sweep": run.sweep, "label": run.label,
-                                  "point": dict(run.point), "role": run.role, "jobs": jobs}
-                        append_result(results_path, record)
-                        done[run.key] = record
-                        if record["status"] == "error":
-                            progress.console.print(f"[red]error[/] {escape(run.backend)} {escape(run.label)} seed "
-                                                   f"{run.config.seed}: {escape(record['error'])}")
-                        progress.advance(task)
+                    ledger.record(unit, worker.records())
                     if fresh_workers or not worker.alive:
                         worker.close()
                         del slots[slot][worker.key[0]]
-        for workers in slots.values():
-            for worker in workers.values():
-                worker.close()
-    finally:
-        for workers in slots.values():
-            for worker in workers.values():
-                if worker.alive:
-                    worker.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return done
+            for workers in slots.values():
+                for worker in workers.values():
+                    worker.close()
+        finally:
+            for workers in slots.values():
+                for worker in workers.values():
+                    if worker.alive:
+                        worker.stop()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
+            vmap_seeds: bool = False, retry_errors: bool = True,
+            fresh_workers: bool = False, engine: Engine | None = None) -> dict[str, dict[str, Any]]:
+    """Run whatever of `runs` is not in out_dir/results.jsonl yet (and, with retry_errors, what
+    failed there before) on `engine` (default: LocalEngine, this machine); returns every record
+    by key. `fresh_workers` ends each worker after one unit (a new process per run, as before
+    warm workers). Interrupted (Ctrl-C) or failing to write, the engine ends its workers before
+    the exception leaves; their runs stay unrecorded."""
+    ledger = Ledger(runs, out_dir, jobs, console, vmap_seeds, retry_errors)
+    with ledger.progress():
+        (engine or LocalEngine()).run(ledger, jobs, fresh_workers)
+    return ledger.done
