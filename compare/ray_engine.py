@@ -205,7 +205,7 @@ class _Slot:
     def ready(self) -> dict[str, Any]:
         return {"node": self.node, "host": platform.node(), "cores": self.cores, "own_cores": bool(self._locks)}
 
-    def run(self, unit: list[Run], fresh: bool) -> dict[str, Any]:
+    def run(self, unit: list[Run], fresh: bool, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
         """Train the unit in this slot's worker for its backend (started, or replaced if its
         threads or device differ or it died); its records and what it printed."""
         first = unit[0]
@@ -216,7 +216,7 @@ class _Slot:
                 worker.close()
             worker = _Worker(*key, self.cores, self.dir / f"worker-{first.backend}.log")
             self.workers[first.backend] = worker
-        worker.submit(unit, self.dir, self.dir)
+        worker.submit(unit, self.dir, self.dir, checkpoint)
         while not worker.wait(1.0):
             pass
         records = worker.records()
@@ -406,7 +406,7 @@ class RayEngine:
                         start(slot, shape)
                         continue
                     state.unit, state.sent = ledger.units.pop(0), time.perf_counter()
-                    calls[state.actor.run.remote(state.unit, fresh_workers)] = ("run", slot)
+                    calls[state.actor.run.remote(state.unit, fresh_workers, ledger.checkpoint(state.unit))] = ("run", slot)
                 ledger.show([s.unit for s in slots.values() if s.unit])
                 finished, _ = ray.wait(list(calls), num_returns=1, timeout=0.5)
                 for ref in finished:

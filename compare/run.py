@@ -33,7 +33,7 @@ from common.sentiment.packages import INSTALL
 from common.files import writing
 from common.threads import available_cores, host_threads
 from compare import devices, report
-from compare.runner import RESULTS, Busy, ResultsError, execute, load_results, lock_out, pending
+from compare.runner import RESULTS, Busy, CheckpointPolicy, ResultsError, execute, load_results, lock_out, pending
 from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups
 
 ENGINES = ("local", "ray")
@@ -74,6 +74,12 @@ def define_flags() -> None:
                       "cluster at --address; needs the cluster extra)")
     flags.DEFINE_string("address", None, "--engine ray: HOST:PORT of a running Ray cluster's head to run "
                         "on (default: start a local instance for this sweep and stop it after)")
+    flags.DEFINE_integer("checkpoint_every", None, "adder runs save a checkpoint every this many steps, so "
+                         "a run that was stopped (a kill, a lost node) resumes there on rerun; default: "
+                         f"every {CheckpointPolicy.AUTO_EVERY} steps for runs of {CheckpointPolicy.AUTO_FROM} "
+                         "steps or more; 0: never")
+    flags.DEFINE_string("checkpoint_dir", None, "where those checkpoints live (default: OUT/checkpoints; on a "
+                        "cluster, a folder every node shares, so a run retried elsewhere resumes)")
     flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
                       "program (one process; step times are then per group of seeds)")
 
@@ -137,6 +143,8 @@ def main(argv: list[str]) -> None:
         fail(f"--backends={','.join(F.backends)}: {twice[0]} is named twice")
     if not 1 <= F.seeds <= MAX_SEEDS:
         fail(f"--seeds={F.seeds}: must be in [1, {MAX_SEEDS}]")
+    if F.checkpoint_every is not None and F.checkpoint_every < 0:
+        fail(f"--checkpoint_every={F.checkpoint_every}: must be >= 0 (0: no checkpoints)")
     cores = len(available_cores())
     joined = F.engine == "ray" and F.address is not None  # the runs run on other machines
     if F.address is not None and F.engine != "ray":
@@ -165,6 +173,8 @@ def main(argv: list[str]) -> None:
             check_memory(runs, F.jobs or 1, F.seeds if F.vmap_seeds else 1)
         check_text_data(runs)
         check_out_dir(out_dir)
+        if F.checkpoint_dir is not None:
+            check_out_dir(Path(F.checkpoint_dir), "--checkpoint_dir")
         # A dry run of a local Ray instance needs no instance: it would run on this machine.
         engine = ray_engine.RayEngine(F.address) if F.engine == "ray" and (joined or not F.dry_run) else None
     except ConfigError as e:
@@ -272,14 +282,16 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
 
 def _execute(runs: list[Run], out_dir: Path, jobs: int, console: Console, vmap_seeds: bool, retry_errors: bool,
              fresh_workers: bool, engine) -> dict[str, dict[str, Any]]:
-    """runner.execute on this machine or on `engine`; a cluster that cannot go on is one line, exit 1
-    (what finished is in results.jsonl: a rerun resumes)."""
+    """runner.execute on this machine or on `engine`, long runs checkpointing as the flags say; a
+    cluster that cannot go on is one line, exit 1 (what finished is in results.jsonl: a rerun resumes)."""
+    F = flags.FLAGS
+    checkpoints = CheckpointPolicy(F.checkpoint_every, Path(F.checkpoint_dir or out_dir / "checkpoints").resolve())
     if engine is None:
-        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers)
+        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, checkpoints=checkpoints)
     from compare.ray_engine import EngineError
 
     try:
-        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, engine)
+        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, engine, checkpoints)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -79,6 +79,8 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     (["--sweep", "layers", "--seeds", "0"], "--seeds=0"),
     (["--sweep", "layers", "--preset", "huge"], "--preset=huge"),
     ([], "--sweep is required"),
+    (["--sweep", "layers", "--checkpoint_every", "-1"], "--checkpoint_every=-1: must be >= 0"),
+    (["--sweep", "layers", "--checkpoint_dir", "/dev/null"], "--checkpoint_dir=/dev/null"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     result = harness(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
@@ -86,6 +88,56 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_long_adder_runs_checkpoint_and_the_rest_do_not(tmp_path):
+    from compare.runner import CheckpointPolicy
+    from compare.sweeps import Run
+    from common.config import Config
+    from common.sentiment.config import TextConfig
+
+    def unit(cfg, seeds=1):
+        return [Run("s", "jax", cfg.replace(seed=k), ()) for k in range(seeds)]
+
+    auto, every = CheckpointPolicy(None, tmp_path), CheckpointPolicy(40, tmp_path)
+    long, short = Config(steps=3000), Config(steps=999)
+    assert auto.for_unit(unit(long)) == {"every": 500, "dir": str(tmp_path)}
+    assert auto.for_unit(unit(short)) is None
+    assert every.for_unit(unit(short)) == {"every": 40, "dir": str(tmp_path)}
+    assert every.for_unit(unit(Config(steps=40))) is None  # no step before the last would save
+    assert CheckpointPolicy(0, tmp_path).for_unit(unit(long)) is None
+    assert every.for_unit(unit(long, seeds=2)) is None  # a vmapped group of seeds
+    assert every.for_unit(unit(TextConfig(steps=3000))) is None  # the sentiment task has none yet
+
+
+def test_a_sweep_killed_mid_run_resumes_that_run_from_its_checkpoint(tmp_path):
+    """The driver and its workers killed (SIGKILL to the whole group) while a long run trains:
+    the rerun resumes that run from its latest checkpoint, and its curve is the one an
+    uninterrupted sweep gets."""
+    args = ["--sweep", "ablation", "--seeds", "1", "--backends", "jax", "--jobs", "1", "--set", "steps=1000",
+            "--set", "eval_every=50", "--set", "eval_size=50", "--checkpoint_every", "50"]
+    plain = tmp_path / "plain"
+    assert harness(*args, "--checkpoint_every", "0", "--out", str(plain)).returncode == 0
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "compare.run", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoints, deadline = out / "checkpoints", time.time() + 300
+    while time.time() < deadline and not any(checkpoints.glob("*-000000[5-9]?0.ckpt.npz")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert any(checkpoints.glob("*.ckpt.npz")), "killed before its first checkpoint"
+
+    result = harness(*args, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    resumed = {r["key"]: r for r in records(out)}
+    uninterrupted = {r["key"]: r for r in records(plain)}
+    assert resumed.keys() == uninterrupted.keys()
+    assert any(r["timing"]["resumed_from"] for r in resumed.values())
+    def strip(r):
+        return [{k: v for k, v in p.items() if k not in ("elapsed_s", "train_s")} for p in r["curve"]]
+    assert all(strip(resumed[k]) == strip(uninterrupted[k]) for k in resumed)
+    assert not list(checkpoints.glob("*.ckpt.npz"))  # finished runs delete theirs
 
 
 def test_overrides_are_typed():
