@@ -116,12 +116,15 @@ _VERDICT_TEXT = [
     ("parted within rounding noise", "the curves part, and rounding explains it: a *control* (the same "
      "backend and seed with every batch's rows in another order: the same maths, another summation "
      f"order) parts a framework from itself at least 1/{NOISE_FACTOR:.0f} as far, or the same seed trained "
-     f"in float64, whose rounding is 2^29 times finer, keeps both frameworks within {CURVE_TOLERANCE:.0%}."),
-    ("DIFFERENT", f"the curves part more than {NOISE_FACTOR:.0f}x further than the control and part in "
-     "float64 too, or across seeds the accuracy or the steps it took (the two measures of the table "
-     "below) are shown to differ."),
-    ("parted, not yet explained", "the curves part, the control does not explain it, and the float64 run "
-     "that would decide was not made (or no control was)."),
+     f"in float64, whose rounding is 2^29 times finer, keeps both frameworks within {CURVE_TOLERANCE:.0%}, "
+     "or, where float64 parts too, the same control in float64 parts a framework from itself at least "
+     f"1/{NOISE_FACTOR:.0f} as far as float64 parts the two (chaos amplifies float64 rounding too)."),
+    ("DIFFERENT", f"the curves part more than {NOISE_FACTOR:.0f}x further than the control, part in "
+     f"float64 too, and there more than {NOISE_FACTOR:.0f}x further than the float64 control; or across "
+     "seeds the accuracy or the steps it took (the two measures of the table below) are shown to differ."),
+    ("parted, not yet explained", "the curves part, the control does not explain it, and a run that would "
+     "decide was not made: the float64 run, the float64 control where float64 parts too (records from "
+     "before float64 controls: rerun the command to make them), or the control itself."),
     ("no verdict", "no seed ran on both frameworks (errors), or native init gave them different weights."),
 ]
 
@@ -137,12 +140,13 @@ def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[
               "interval (steps) — two one-sided tests at 5 % —, *different* when the 95 % interval "
               "excludes 0, and otherwise *inconclusive*: the data cannot tell, and the seeds per backend "
               "this spread would need are given.", "",
-              f"| config | verdict | evidence | curve gap | control gap | float64 gap | {accuracy_name}, "
-              f"jax − torch | {steps_name}, jax − torch |", "|---|---|---|---|---|---|---|---|"]
+              f"| config | verdict | evidence | curve gap | control gap | float64 gap | float64 control gap | "
+              f"{accuracy_name}, jax − torch | {steps_name}, jax − torch |", "|---|---|---|---|---|---|---|---|---|"]
     for a in verdicts.values():
         errors = f" ({'; '.join(a.errors)})" if a.errors else ""
         lines.append(f"| {a.label} | **{a.verdict}** | {a.why}{errors} | {_fmt(a.curve_gap, '.2%')} | "
-                     f"{_fmt(a.noise_gap, '.2%')} | {_fmt(a.float64_gap, '.1e')} | {a.final} | {a.solve} |")
+                     f"{_fmt(a.noise_gap, '.2%')} | {_fmt(a.float64_gap, '.1e')} | {_fmt(a.noise64_gap, '.1e')} | "
+                     f"{a.final} | {a.solve} |")
     lines.append("")
     controls = extra_runs(records, CONTROL)
     explained = [a for a in verdicts.values() if a.worst and a.worst.parted and a.noise_gap is not None]

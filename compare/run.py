@@ -233,13 +233,15 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
     done = _execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors, F.fresh_workers, engine)
     main_s = time.perf_counter() - start
     extra: list = []
-    while True:  # controls first; float64 where they leave a parting unexplained
+    while True:  # controls first; float64 where they leave a parting unexplained; float64 controls
+        # where float64 parts too
         tried = {r.key for r in extra}  # a follow-up that fails again is not retried in a loop
         todo = [r for r in pending(follow_ups(runs, done, F.controls, F.confirm64), done, F.retry_errors)
                 if r.key not in tried]
         if not todo:
             break
-        kinds = sorted({"a control" if r.role == "control" else "float64" for r in todo})
+        kinds = sorted({{"control": "a control", "control64": "a float64 control"}.get(r.role, "float64")
+                        for r in todo})
         console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
                       f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
         done = _execute(todo, out_dir, F.jobs, console, False, F.retry_errors, F.fresh_workers, engine)

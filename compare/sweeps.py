@@ -148,7 +148,7 @@ class Run:
     backend: str
     config: Config | TextConfig
     point: tuple[tuple[str, Any], ...]  # the swept values, e.g. (("layers", 3),)
-    role: str = "main"  # or a follow-up of a parted config: "control", "confirm64" (compare.stats)
+    role: str = "main"  # or a follow-up of a parted config: "control", "confirm64", "control64" (compare.stats)
 
     @property
     def key(self) -> str:
@@ -186,17 +186,25 @@ def _float64(run: Run) -> Run:
     return dataclasses.replace(run, config=run.config.replace(dtype="float64"), role="confirm64")
 
 
+def _control64(run: Run, control: str) -> Run:
+    """The float64 run's own rounding-noise control: the same control kind, in float64."""
+    return dataclasses.replace(run, config=run.config.replace(control=control, dtype="float64"), role="control64")
+
+
 def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str,
                confirm64: str) -> list[Run]:
     """Runs that say why a config's same-seed curves parted (compare.stats), for the seed that
     parted most: each backend's rounding-noise control (`control`: ulp or reorder, see
     common/controls.py; none), then both backends in float64 where the control does not explain
-    the parting (`confirm64` auto), for every parted config (all) or never (none). Call again
-    after running them: float64 runs follow their controls."""
-    from compare.stats import NOISE, agreements  # noqa: PLC0415  (stats imports nothing from here)
+    the parting (`confirm64` auto), for every parted config (all) or never (none), then, where
+    the float64 curves part too and nothing explains it yet, each backend's control in float64
+    (unless `control` or `confirm64` is none). Call again after running them: float64 runs follow
+    their controls, float64 controls their float64 runs."""
+    from compare.stats import CURVE_TOLERANCE, NOISE, agreements  # noqa: PLC0415  (stats imports nothing from here)
 
     # The sweep's runs and the follow-ups made of them so far: the verdict reads both.
-    related = {k for r in runs for k in (r.key, _control(r, control).key, _float64(r).key)}
+    related = {k for r in runs for k in (r.key, _control(r, control).key, _float64(r).key,
+                                         _control64(r, control).key)}
     done = [rec for key, rec in records.items() if key in related]
     by_label: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
@@ -217,4 +225,8 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
                                                   and verdict.verdict != NOISE)
                 if wanted64 and run.config.dtype != "float64":
                     extra.append(_float64(run))
+                parted64 = verdict.float64_gap is not None and verdict.float64_gap > CURVE_TOLERANCE
+                if (parted64 and control != "none" and confirm64 != "none" and verdict.verdict != NOISE
+                        and run.config.dtype != "float64"):
+                    extra.append(_control64(run, control))
     return extra

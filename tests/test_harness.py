@@ -11,6 +11,7 @@ import time
 import pytest
 
 from compare.run import parse_override
+from compare.stats import DIFFERENT, NOISE, agreements
 from compare.sweeps import SWEEPS, expand, follow_ups
 from common.config import ConfigError
 from tests.conftest import gpu_available, small_disk
@@ -282,6 +283,49 @@ def test_follow_ups_read_their_controls_before_asking_for_float64():
     again = [r for r in follow_ups(runs, unexplained, "reorder", "auto") if r.key not in unexplained]
     assert {(r.backend, r.role, r.config.dtype) for r in again} == {("jax", "confirm64", "float64"),
                                                                     ("torch", "confirm64", "float64")}
+
+    def new(records, control="reorder", confirm64="auto"):
+        return [r for r in follow_ups(runs, records, control, confirm64) if r.key not in records]
+
+    # float64 agrees (to 1e-9): settled, no float64 control.
+    agree64 = {**unexplained, **{r.key: record(r, 1.0 if r.backend == "jax" else 1.0 + 1e-9) for r in again}}
+    assert new(agree64) == []
+    # float64 parts (15 %): each backend's reorder control again, in float64, once each.
+    apart64 = {**unexplained, **{r.key: record(r, 1.0 if r.backend == "jax" else 1.3) for r in again}}
+    third = new(apart64)
+    assert sorted((r.backend, r.role, r.config.dtype, r.config.control, r.config.seed) for r in third) == [
+        ("jax", "control64", "float64", "reorder", 0), ("torch", "control64", "float64", "reorder", 0)]
+    assert new(apart64, "none") == [] and new(apart64, confirm64="none") == []
+    # Once they ran, nothing more, whether they explain the float64 gap or not.
+    for jax_loss, verdict in ((1.1, NOISE), (1.0 + 1e-9, DIFFERENT)):  # 5 % explains 15 %; 5e-10 does not
+        ran = {**apart64, **{r.key: record(r, jax_loss if r.backend == "jax" else 1.3) for r in third}}
+        assert new(ran) == [] and [a.verdict for a in agreements(list(ran.values()))] == [verdict]
+
+
+def test_follow_ups_of_a_sentiment_sweep_ask_for_float64_controls_too():
+    # text-length cell=rnn filler=10 parted: its float64 controls are TextConfigs in float64.
+    runs = [r for r in expand(SWEEPS["text-length"], "quick", ["jax", "torch"], 2, {})
+            if r.label == "cell=rnn filler=10"]
+
+    def record(run, loss):
+        return {"key": run.key, "sweep": run.sweep, "label": run.label, "point": dict(run.point), "task": "sentiment",
+                "role": run.role, "backend": run.backend, "config": run.config.to_dict(), "status": "ok",
+                "diverged_step": None, "best": {"test_acc": 0.7, "step_within_1_point": 150},
+                "curve": [{"step": 150, "loss": 0.7, "test_acc": 0.5}, {"step": 600, "loss": loss, "test_acc": 0.7}]}
+
+    def losses(rs, jax_loss, torch_loss):  # seed 0 stays together; seed 1 parts
+        return {r.key: record(r, torch_loss if r.backend == "torch" and r.config.seed == 1 else jax_loss)
+                for r in rs}
+
+    done = losses(runs, 0.40, 0.53)                   # 19 % of the starting loss
+    controls = follow_ups(runs, done, "ulp", "auto")
+    done |= losses(controls, 0.40 + 0.003, 0.53)      # 0.43 %
+    float64 = [r for r in follow_ups(runs, done, "ulp", "auto") if r.key not in done]
+    done |= losses(float64, 0.40, 0.4357)             # 5.1 %
+    control64 = [r for r in follow_ups(runs, done, "ulp", "auto") if r.key not in done]
+    assert {(r.backend, r.role, r.config.dtype, r.config.control, r.config.seed, type(r.config).__name__)
+            for r in control64} == {("jax", "control64", "float64", "ulp", 1, "TextConfig"),
+                                    ("torch", "control64", "float64", "ulp", 1, "TextConfig")}
 
 
 def _mark_failed(out, key):

@@ -73,12 +73,50 @@ def test_a_gap_beyond_its_control_is_different_only_if_float64_parts_too():
     control = pair({"layers": 4}, 0, (2.0, 1.01), (2.0, 1.41), role="control")  # 0.5 %: 40x smaller
     a = verdict_of(main + control, "layers=4")
     assert a.verdict == UNEXPLAINED and "40.0x its rounding-noise control" in a.why and "no float64 run" in a.why
-    apart64 = pair({"layers": 4}, 0, (2.0, 1.0), (2.0, 1.3), role="confirm64")
-    a = verdict_of(main + control + apart64, "layers=4")
-    assert a.verdict == DIFFERENT and not a.ok and "float64 curves part too" in a.why
+    apart64 = pair({"layers": 4}, 0, (2.0, 1.0), (2.0, 1.3), role="confirm64")  # 15 %
+    a = verdict_of(main + control + apart64, "layers=4")  # two non-proofs convict nobody
+    assert a.verdict == UNEXPLAINED and "float64 parts too (15.00%)" in a.why and "no float64 control yet" in a.why
+    # float64's own rounding (the same control in float64) parts a backend from itself by 0.1 %:
+    # the float64 gap is 150x that, so the framework difference survives every control.
+    tiny64 = pair({"layers": 4}, 0, (2.0, 1.0 + 2e-3), (2.0, 1.3), role="control64")
+    a = verdict_of(main + control + apart64 + tiny64, "layers=4")
+    assert a.verdict == DIFFERENT and not a.ok and a.noise64_gap == pytest.approx(1e-3)
+    assert "40.0x its rounding-noise control (0.50%)" in a.why and "float64 curves part too (15.00%)" in a.why
+    assert "150.0x its float64 rounding-noise control (0.10%)" in a.why
     # Seen on the quick cells sweep (lstm): a control 20x smaller, float64 together to 1e-11.
     agree64 = pair({"layers": 4}, 0, (2.0, 1.0), (2.0, 1.0 + 2e-11), role="confirm64")
     assert verdict_of(main + control + agree64, "layers=4").verdict == NOISE
+
+
+def test_float64_parting_explained_by_a_float64_control():
+    # The text-length rnn filler=10 case: 19 % apart, a float32 control of 0.42 %, 5.1 % apart in
+    # float64 (a lockstep trace: rounding-level for 449 steps, then geometric growth: chaos).
+    main = pair({"filler": 10}, 1, (2.0, 1.0), (2.0, 1.38))
+    control = pair({"filler": 10}, 1, (2.0, 1.0), (2.0, 1.38 + 0.0084), role="control")
+    apart64 = pair({"filler": 10}, 1, (2.0, 1.0), (2.0, 1.102), role="confirm64")
+    a = verdict_of(main + control + apart64, "filler=10")  # old records: no float64 control
+    assert a.verdict == UNEXPLAINED and a.noise64_gap is None and "no float64 control yet" in a.why
+    # The same inputs, with a float64 control (jax's) that parts its own float64 run by 3 %.
+    chaos64 = pair({"filler": 10}, 1, (2.0, 1.06), (2.0, 1.102), role="control64")
+    a = verdict_of(main + control + apart64 + chaos64, "filler=10")
+    assert a.verdict == NOISE and a.ok and a.noise64_gap == pytest.approx(0.03)
+    assert "float64 parts too (5.10%), but so does float64 rounding alone" in a.why
+    assert "by 3.00%): chaotic, not different math" in a.why
+    # ... and with one that parts it by 1e-12: the float64 gap is far beyond float64 rounding.
+    calm64 = pair({"filler": 10}, 1, (2.0, 1.0 + 2e-12), (2.0, 1.102), role="control64")
+    a = verdict_of(main + control + apart64 + calm64, "filler=10")
+    assert a.verdict == DIFFERENT and "(5.10%)" in a.why and "(0.42%)" in a.why
+
+
+def test_an_errored_float64_run_is_no_evidence():
+    main = pair({"lr": 0.5}, 0, (2.0, 1.0), (2.0, 1.4))
+    control = pair({"lr": 0.5}, 0, (2.0, 1.01), (2.0, 1.41), role="control")
+    both_failed = pair({"lr": 0.5}, 0, (2.0, 1.0), (2.0, 1.0), role="confirm64", status="error")
+    a = verdict_of(main + control + both_failed, "lr=0.5")  # not "float64 stays within 0"
+    assert a.verdict == UNEXPLAINED and a.float64_gap is None and "no float64 run yet" in a.why
+    one_failed = [both_failed[0], pair({"lr": 0.5}, 0, (2.0, 1.0), (2.0, 1.3), role="confirm64")[1]]
+    a = verdict_of(main + control + one_failed, "lr=0.5")  # not "float64 parts: one diverged"
+    assert a.verdict == UNEXPLAINED and a.float64_gap is None
 
 
 def test_float64_alone():
