@@ -34,7 +34,7 @@ from common.files import writing
 from common.threads import available_cores, host_threads
 from compare import devices, report
 from compare.runner import RESULTS, Busy, CheckpointPolicy, ResultsError, execute, load_results, lock_out, pending
-from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups
+from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups, related_keys
 
 ENGINES = ("local", "ray")
 MAX_SEEDS = 1000  # the mean's interval shrinks as 1/sqrt(K): past this, more seeds only cost time
@@ -250,7 +250,8 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
         console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
     retried = sum(before.get(r.key, {}).get("status") == "error" for r in runs + extra)
     lost = engine.retried if engine is not None else 0
-    wanted = {r.key for r in runs + extra}
+    # Every follow-up the verdicts read, those an earlier invocation ran included (a resumed sweep).
+    wanted = related_keys(runs, F.controls)
     records = [r for k, r in load_results(out_dir / RESULTS).items() if k in wanted]
     header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",
               f"- command: `python -m compare.run {shlex.join(sys.argv[1:])}`",

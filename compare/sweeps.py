@@ -191,6 +191,13 @@ def _control64(run: Run, control: str) -> Run:
     return dataclasses.replace(run, config=run.config.replace(control=control, dtype="float64"), role="control64")
 
 
+def related_keys(runs: list[Run], control: str) -> set[str]:
+    """The keys of the runs and of every follow-up that can be made of them: what a verdict on
+    them reads (whichever invocation of the sweep ran them)."""
+    return {k for r in runs for k in (r.key, _control(r, control).key, _float64(r).key,
+                                      _control64(r, control).key)}
+
+
 def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str,
                confirm64: str) -> list[Run]:
     """Runs that say why a config's same-seed curves parted (compare.stats), for the seed that
@@ -202,9 +209,7 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
     their controls, float64 controls their float64 runs."""
     from compare.stats import CURVE_TOLERANCE, NOISE, agreements  # noqa: PLC0415  (stats imports nothing from here)
 
-    # The sweep's runs and the follow-ups made of them so far: the verdict reads both.
-    related = {k for r in runs for k in (r.key, _control(r, control).key, _float64(r).key,
-                                         _control64(r, control).key)}
+    related = related_keys(runs, control)
     done = [rec for key, rec in records.items() if key in related]
     by_label: dict[tuple[str, str], list[Run]] = {}
     for r in runs:

@@ -259,6 +259,10 @@ def test_a_broken_backend_is_called_different(tmp_path):
     result = harness("--sweep", "activation", "--seeds", "1", "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
     assert verdicts(out)["activation=tanh"] == "DIFFERENT"
+    # Resumed, nothing runs again, and the verdict still reads the first invocation's follow-ups.
+    again = harness("--sweep", "activation", "--seeds", "1", "--out", str(out), env=env)
+    assert again.returncode == 0 and "(all resumed: none ran)" in (out / "report.md").read_text()
+    assert verdicts(out)["activation=tanh"] == "DIFFERENT"
 
 
 def test_follow_ups_read_their_controls_before_asking_for_float64():
