@@ -229,7 +229,7 @@ def _summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     flops = med("flops") or flops_per_step(CASES[ok[0]["case"]])  # a text case counts its real tokens
     if ok[0].get("bucketed_step_s"):
         out.update({k: med(k) for k in ("bucketed_step_s", "pad_share", "bucketed_pad_share",
-                                        "unpacked_random_step_s", "unpacked_bucketed_step_s")})
+                                        "packed_random_step_s", "packed_bucketed_step_s")})
         out["bucketed_gflops"] = med("bucketed_flops") / out["bucketed_step_s"] / 1e9
     all_steps = [t for s in ok for t in s["step_s_all"]]
     per_s = lambda key: 1 / out[key] if out[key] else None  # noqa: E731
@@ -417,7 +417,7 @@ def _print_text_table(console: Console, rows: list[dict[str, Any]]) -> None:
     table = Table(title="Sentiment model: batches of 64 texts of 50..400 tokens, random lengths vs length "
                         "buckets (GFLOP/s of real tokens only)")
     for col in ("case", "thr", "backend", "compile s", "random: step s", "pad", "GFLOP/s", "eff.",
-                "bucketed: step s", "pad", "GFLOP/s", "eff.", "bucketed speed-up", "unpacked step s random/bucketed"):
+                "bucketed: step s", "pad", "GFLOP/s", "eff.", "bucketed speed-up", "PyTorch packed: step s random/bucketed"):
         table.add_column(col, no_wrap=True, justify="left" if col in ("case", "backend") else "right")
     f = lambda x, spec: "–" if x is None else f"{x:{spec}}"  # noqa: E731
     for r in rows:
@@ -426,12 +426,12 @@ def _print_text_table(console: Console, rows: list[dict[str, Any]]) -> None:
                       f"{r['efficiency']:.0%}", f(r["bucketed_step_s"], ".3f"), f"{r['bucketed_pad_share']:.0%}",
                       f(r["bucketed_gflops"], ".1f"), f"{r['bucketed_efficiency']:.0%}",
                       f"x{r['step_s'] / r['bucketed_step_s']:.2f}",
-                      f"{f(r.get('unpacked_random_step_s'), '.3f')} / {f(r.get('unpacked_bucketed_step_s'), '.3f')}")
+                      f"{f(r.get('packed_random_step_s'), '.3f')} / {f(r.get('packed_bucketed_step_s'), '.3f')}")
     console.print(table)
-    console.print("pad: the share of a padded batch's positions that are padding (JAX's masked scan computes "
-                  "them; PyTorch's packed sequence does not); eff. = GFLOP/s of real tokens over the same "
-                  "run's matmul peak. Compile: JAX, every batch width (warm cache; cold on the first repeat). "
-                  "Unpacked: PyTorch on the padded batch, reading each text's last real output (--nopack).")
+    console.print("pad: the share of a padded batch's positions that are padding (JAX's masked scan and "
+                  "PyTorch's padded batch compute them); eff. = GFLOP/s of real tokens over the same run's "
+                  "matmul peak. Compile: JAX, every batch width (warm cache; cold on the first repeat). "
+                  "PyTorch packed: the lab's pack_padded_sequence (--pack), which computes real tokens only.")
 
 
 def _print_vmap_table(console: Console, rows: list[dict[str, Any]]) -> None:

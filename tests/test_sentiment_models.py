@@ -122,7 +122,7 @@ def test_rounding_controls_change_a_run_only_at_rounding_level():
 
 @pytest.mark.parametrize("variant", ["rnn-tanh", "lstm", "gru"])
 def test_torch_padded_reads_what_packed_does(variant):
-    """--nopack: the same logits and gradients as the packed sequence, to rounding."""
+    """The padded batch (the default) gives the packed sequence's (--pack) logits and gradients, to rounding."""
     packed, padded = (torch_sentiment.Trainer(_config(variant, 2, "float64", pack=p), _embedding()) for p in (True, False))
     batch = _batch()
     np.testing.assert_allclose(padded.logits(batch), packed.logits(batch), rtol=0, atol=1e-12)

@@ -41,7 +41,7 @@ class TextConfig:
     # PyTorch: pack each batch (the lab's code; cuDNN's varlen path on a GPU), or run the padded
     # batch and read each text's last real output (faster on a CPU for long texts: README). JAX
     # always scans the padded batch under a length mask.
-    pack: bool = True
+    pack: bool = False
     init: str = "shared"
     # Optimisation
     lr: float = 1e-3

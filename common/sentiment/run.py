@@ -42,8 +42,9 @@ HELP = {
     "max_size": "sentiment: vocabulary size (the most frequent training words)",
     "min_count": "sentiment: a word seen fewer times in training is <unk>",
     "train_embedding": "sentiment: train the word vectors too (default: keep them as they are)",
-    "pack": "sentiment, PyTorch: pack each batch (the lab's code); --nopack runs the padded batch and reads "
-            "each text's last real output (faster on a CPU for long texts)",
+    "pack": "sentiment, PyTorch: pack each batch (pack_padded_sequence, the lab's code); default: the padded "
+            "batch, reading each text's last real output (on a CPU the packed backward is 6-25x slower, "
+            "pytorch/pytorch#149194)",
     "filler": "sentiment, default corpus: append this many tokens of neutral tweets to every text, so its "
               "label-bearing words sit that far from the end (a long-range memory test)",
     "eval_batch": "sentiment: test texts per eval batch",
