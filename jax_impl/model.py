@@ -24,24 +24,29 @@ def _stacked_orthogonal(gates: int):
     return init
 
 
-def cell_update(cell: str, activation: str, state: jax.Array, x_proj: jax.Array,
-                h_proj: jax.Array) -> jax.Array:
-    """One time step. state: (parts, batch, hidden); x_proj/h_proj: input/recurrent projections
-    with their biases, (batch, gates * hidden). Returns the new state."""
+def cell_update(cell: str, activation: str, state: tuple[jax.Array, ...], x_proj: jax.Array,
+                h_proj: jax.Array) -> tuple[jax.Array, ...]:
+    """One time step. state: (h,) or, for an LSTM, (h, c), each (batch, hidden); x_proj/h_proj:
+    input/recurrent projections with their biases, (batch, gates * hidden). Returns the new state.
+
+    The state is a tuple, not one stacked (parts, batch, hidden) array: stacking h and c made
+    XLA:CPU fuse the LSTM's gate arithmetic into the concatenate, computing c once for each half:
+    the sentiment LSTM-256's forward over the 4,628 test tweets took 2.74 s of CPU, 1.35 s with
+    the tuple (one core; training steps, adder and sentiment, unchanged)."""
     h = state[0]
     if cell == "rnn":
         act = jnp.tanh if activation == "tanh" else jax.nn.relu
-        return act(x_proj + h_proj)[None]
+        return (act(x_proj + h_proj),)
     if cell == "lstm":
         i, f, g, o = jnp.split(x_proj + h_proj, 4, axis=-1)
         c = jax.nn.sigmoid(f) * state[1] + jax.nn.sigmoid(i) * jnp.tanh(g)
-        return jnp.stack([jax.nn.sigmoid(o) * jnp.tanh(c), c])
+        return jax.nn.sigmoid(o) * jnp.tanh(c), c
     xr, xz, xn = jnp.split(x_proj, 3, axis=-1)
     hr, hz, hn = jnp.split(h_proj, 3, axis=-1)
     r = jax.nn.sigmoid(xr + hr)
     z = jax.nn.sigmoid(xz + hz)
     n = jnp.tanh(xn + r * hn)
-    return ((1 - z) * n + z * h)[None]
+    return ((1 - z) * n + z * h,)
 
 
 class RecurrentLayer(nn.Module):
@@ -68,15 +73,15 @@ class RecurrentLayer(nn.Module):
         # instead of costing a pass of its own over (time, batch, gates * hidden).
         x_proj = xs @ ih_kernel
 
-        def step(state, inputs):
+        def step(carry, inputs):
             x_proj_t, real = inputs
-            new = cell_update(self.cell, self.activation, state, x_proj_t + ih_bias, state[0] @ hh_kernel + hh_bias)
+            new = cell_update(self.cell, self.activation, carry, x_proj_t + ih_bias, carry[0] @ hh_kernel + hh_bias)
             if real is not None:
-                new = jnp.where(real[None, :, None], new, state)
+                new = tuple(jnp.where(real[:, None], part, old) for part, old in zip(new, carry))
             return new, new[0]
 
-        final, ys = jax.lax.scan(step, state, (x_proj, mask))
-        return ys, final
+        final, ys = jax.lax.scan(step, tuple(state), (x_proj, mask))
+        return ys, jnp.stack(final)
 
 
 class Adder(nn.Module):
