@@ -100,4 +100,6 @@ def test_bench_measures_a_text_case(tmp_path):
     assert {r["backend"] for r in rows} == {"jax", "torch"}
     for r in rows:
         assert r["gflops"] > 0 and r["bucketed_gflops"] > 0 and r["pad_share"] > r["bucketed_pad_share"]
+    torch_row = next(r for r in rows if r["backend"] == "torch")  # the lab's packed sequence beside it
+    assert torch_row["packed_random_step_s"] > 0 and torch_row["packed_bucketed_step_s"] > 0
     assert "Sentiment model: batches of 64 texts" in result.stdout
