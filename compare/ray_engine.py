@@ -3,7 +3,7 @@
 What runs is decided as for the local engine (compare.runner.Ledger: resume, pending runs, units)
 and only the driver appends records. Where: each slot is one Ray actor (`_Slot`) that reserves a
 run's CPUs (`num_cpus`: the run's threads) and, for a GPU run, a GPU, and hosts the same warm
-workers as the local engine (compare.runner._Worker: the backend's own command line in serve
+workers as the local engine (compare.runner.Worker: the backend's own command line in serve
 mode, a subprocess on the actor's node, one per backend), so the two frameworks never share a
 process and a crash costs one run. The driver hands the next unit to whichever slot is idle and
 collects results with ray.wait as they finish; a slot returns a unit's records and its logs (no
@@ -51,7 +51,7 @@ from common.files import writing
 from common.records import error_record
 from common.threads import GPU_HOST_CORES, available_cores
 from compare import devices
-from compare.runner import Ledger, _Worker, describe
+from compare.runner import Ledger, Worker, describe
 from compare.sweeps import Run
 
 INSTALL = "pip install -e '.[cluster]'"
@@ -199,7 +199,7 @@ class _Slot:
         self.node = ray.get_runtime_context().get_node_id()
         self.dir = _slot_folder(slot)
         self.cores, self._locks = _claim_cores(cpus, slot)
-        self.workers: dict[str, _Worker] = {}
+        self.workers: dict[str, Worker] = {}
         self.read_to: dict[Path, int] = {}
 
     def ready(self) -> dict[str, Any]:
@@ -214,7 +214,7 @@ class _Slot:
         if worker is None or worker.key != key or not worker.alive:
             if worker is not None:
                 worker.close()
-            worker = _Worker(*key, self.cores, self.dir / f"worker-{first.backend}.log")
+            worker = Worker(*key, self.cores, self.dir / f"worker-{first.backend}.log")
             self.workers[first.backend] = worker
         worker.submit(unit, self.dir, self.dir, checkpoint)
         while not worker.wait(1.0):

@@ -230,7 +230,8 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
         console.print(engine.summary())
     console.print(plan)
     start = time.perf_counter()
-    done = _execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors, F.fresh_workers, engine)
+    checkpoints = CheckpointPolicy(F.checkpoint_every, Path(F.checkpoint_dir or out_dir / "checkpoints").resolve())
+    done = _execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors, F.fresh_workers, engine, checkpoints)
     main_s = time.perf_counter() - start
     extra: list = []
     while True:  # controls first; float64 where they leave a parting unexplained; float64 controls
@@ -244,7 +245,7 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
                         for r in todo})
         console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
                       f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
-        done = _execute(todo, out_dir, F.jobs, console, False, F.retry_errors, F.fresh_workers, engine)
+        done = _execute(todo, out_dir, F.jobs, console, False, F.retry_errors, F.fresh_workers, engine, checkpoints)
         extra += todo
     if extra:
         console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
@@ -284,11 +285,9 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
 
 
 def _execute(runs: list[Run], out_dir: Path, jobs: int, console: Console, vmap_seeds: bool, retry_errors: bool,
-             fresh_workers: bool, engine) -> dict[str, dict[str, Any]]:
-    """runner.execute on this machine or on `engine`, long runs checkpointing as the flags say; a
-    cluster that cannot go on is one line, exit 1 (what finished is in results.jsonl: a rerun resumes)."""
-    F = flags.FLAGS
-    checkpoints = CheckpointPolicy(F.checkpoint_every, Path(F.checkpoint_dir or out_dir / "checkpoints").resolve())
+             fresh_workers: bool, engine, checkpoints: CheckpointPolicy) -> dict[str, dict[str, Any]]:
+    """runner.execute on this machine or on `engine`, long runs checkpointing as `checkpoints` says;
+    a cluster that cannot go on is one line, exit 1 (what finished is in results.jsonl: a rerun resumes)."""
     if engine is None:
         return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, checkpoints=checkpoints)
     from compare.ray_engine import EngineError

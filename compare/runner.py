@@ -151,7 +151,7 @@ def serve_request(unit: list[Run], out: Path, log: Path, checkpoint: dict[str, A
     return {**request, "checkpoint": checkpoint} if checkpoint else request
 
 
-class _Worker:
+class Worker:
     """One warm backend process pinned to a slot's cores, serving units of runs one at a time: a
     unit is one run, or (JAX with vmap) consecutive seeds of one config trained together.
 
@@ -374,8 +374,8 @@ class LocalEngine:
             return sorted({cores[(slot * threads + i) % len(cores)] for i in range(threads)})
 
         # slot -> backend -> its warm worker; at most one worker of a slot is busy at a time.
-        slots: dict[int, dict[str, _Worker]] = {slot: {} for slot in range(jobs)}
-        busy: dict[int, _Worker] = {}
+        slots: dict[int, dict[str, Worker]] = {slot: {} for slot in range(jobs)}
+        busy: dict[int, Worker] = {}
         try:
             while units or busy:
                 for slot in range(jobs):
@@ -388,7 +388,7 @@ class LocalEngine:
                     if worker is None or worker.key != key or not worker.alive:
                         if worker is not None:
                             worker.close()
-                        worker = _Worker(*key, slot_cores(slot, key[1]), logs / f"worker-{slot}-{key[0]}.log")
+                        worker = Worker(*key, slot_cores(slot, key[1]), logs / f"worker-{slot}-{key[0]}.log")
                         slots[slot][key[0]] = worker
                     worker.submit(unit, scratch, logs, ledger.checkpoint(unit))
                     busy[slot] = worker

@@ -116,4 +116,5 @@ def describe(device: jax.Device) -> dict[str, Any]:
         "threads": len(os.sched_getaffinity(0)),
         "matmul_precision": jax.config.jax_default_matmul_precision or "default (float32 on CPU)",
         "compilation_cache": compilation_cache_dir(),
+        "flush_denormal": True,  # XLA:CPU flushes subnormals to zero (tests/test_runtime.py)
     }

@@ -500,7 +500,7 @@ def test_a_warm_worker_leaks_nothing_from_one_run_into_the_next(tmp_path, backen
     worker: X's second curve is X's first, bit for bit, and both are a fresh process's. X draws
     its weights from the framework's own generator (init=native), so a generator that is not
     reseeded per run fails this."""
-    from compare.runner import _Worker
+    from compare.runner import Worker
     from compare.sweeps import Run
     from common.config import Config
 
@@ -508,7 +508,7 @@ def test_a_warm_worker_leaks_nothing_from_one_run_into_the_next(tmp_path, backen
     y = x.replace(dtype="float64", cell="gru", lr=0.05, schedule="multistep", milestones=(6,),
                   h0="randn", init="shared", carry_state=True, seed=3)
     runs = [Run("t", backend, cfg, (("k", k),)) for k, cfg in enumerate([x, y, x])]
-    worker = _Worker(backend, 1, "cpu", [0], tmp_path / "worker.log")
+    worker = Worker(backend, 1, "cpu", [0], tmp_path / "worker.log")
     curves = []
     try:
         for run in runs:
