@@ -257,6 +257,10 @@ def serve(backend: str, cfg: Config) -> None:
             if (host_threads(run_cfg), run_cfg.device) != pinned:
                 records = [error_record(backend, c, f"worker pinned for {pinned} got a run for "
                                                     f"{(host_threads(run_cfg), run_cfg.device)}") for c in cfgs]
+            elif seeds > 1 and not hasattr(backends.module(backend, "sentiment" if text else "train"), "SeedGroup"):
+                # Never one record for several seeds: the driver would lose the others unnoticed.
+                records = [error_record(backend, c, f"refused: {seeds} seeds in one request; {backend} trains "
+                                                    f"one {run_cfg.task} seed at a time") for c in cfgs]
             elif text and request.get("checkpoint"):
                 records = [error_record(backend, c, "refused: the sentiment task has no checkpoints yet")
                            for c in cfgs]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 CELLS = ("rnn", "lstm", "gru", "none")
 ACTIVATIONS = ("tanh", "relu")
@@ -82,6 +82,10 @@ class Config:
     threads: int = 0  # host cores; 0: the policy in common/threads.py
     device: str = "auto"
     tf32: bool = False
+
+    # The backends that train several seeds of this workload in one program (a `SeedGroup` in
+    # their train module): compare.run --vmap_seeds groups only these backends' runs.
+    SEED_GROUPS: ClassVar[tuple[str, ...]] = ("jax",)
 
     def __post_init__(self):
         for name in ("milestones", "test_lengths"):

@@ -217,6 +217,9 @@ class Worker:
         if reply and "done" in reply:
             written = json.loads(self.record_path.read_text())
             records = written if isinstance(written, list) else [written]
+            if len(records) != len(unit):  # never a run left unrecorded, nor a record put on the wrong run
+                why = f"worker wrote {len(records)} run record(s) for a unit of {len(unit)} runs"
+                records = [error_record(run.backend, run.config, why) for run in unit]
         else:
             why = (f"worker trained but could not write its run record: {reply['no_record']}" if reply
                    else self.failure())
@@ -263,13 +266,14 @@ class Worker:
 
 
 def work_units(todo: list[Run], vmap_seeds: bool) -> list[list[Run]]:
-    """Runs grouped into worker processes, in order. With vmap_seeds, the JAX runs of one config
+    """Runs grouped into worker processes, in order. With vmap_seeds, the runs of one config
     whose seeds follow each other share a process (and one vmapped program), up to
-    MAX_SEEDS_PER_PROGRAM of them."""
+    MAX_SEEDS_PER_PROGRAM of them, where their backend trains seed groups of their workload
+    (the config's SEED_GROUPS: JAX's adder runs); every other run is a unit of its own."""
     units: list[list[Run]] = []
     open_units: dict[tuple, list[Run]] = {}
     for run in todo:
-        if not vmap_seeds or run.backend != "jax":
+        if not vmap_seeds or run.backend not in run.config.SEED_GROUPS:
             units.append([run])
             continue
         family = (run.sweep, run.label, run.config.replace(seed=0))

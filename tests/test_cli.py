@@ -190,6 +190,25 @@ def test_a_serve_request_may_ask_for_checkpoints(tmp_path):
     assert bad["status"] == "error" and bad["error"].startswith("refused: --checkpoint_every=-1: must be >= 0")
 
 
+@pytest.mark.parametrize("backend, request_", [
+    ("jax", {"task": "sentiment", "config": {"steps": 2, "device": "cpu", "threads": 1}}),
+    ("torch", {"config": {"digits": 3, "hidden": 8, "steps": 2, "device": "cpu", "threads": 1}}),
+])
+def test_a_serve_request_for_seeds_its_backend_cannot_train_together_is_refused_seed_by_seed(
+        tmp_path, backend, request_):
+    """A JAX worker once answered a sentiment request for K seeds with one record, and
+    compare.run --vmap_seeds lost the other K - 1 runs unnoticed."""
+    out = tmp_path / "runs.json"
+    request = {**request_, "config": {**request_["config"], "seed": 3}, "seeds": 2, "out": str(out),
+               "log": str(tmp_path / "run.log")}
+    worker = subprocess.run([sys.executable, "-m", f"{backend}_impl", "--serve", "--threads", "1", "--device", "cpu"],
+                            input=json.dumps(request) + "\n", capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, worker.stderr
+    records = json.loads(out.read_text())
+    assert isinstance(records, list) and [r["config"]["seed"] for r in records] == [3, 4]
+    assert all(r["status"] == "error" and r["error"].startswith("refused: 2 seeds in one request") for r in records)
+
+
 # --- Every entry point, fuzzed: it runs, or it refuses with one line and writes nothing. ------
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -112,3 +112,19 @@ def test_harness_with_vmap_seeds_records_every_run(tmp_path):
         assert r["status"] == "ok"
         assert r["timing"]["runs_in_program"] == (2 if r["backend"] == "jax" else 1)
     assert "vmapped program" in (out / "report.md").read_text()
+
+
+def test_harness_groups_only_the_runs_of_a_backend_with_seed_groups_for_their_workload():
+    # A text sweep with --vmap_seeds once sent JAX K seeds in one request and got one record
+    # back: 1 of every K runs was recorded, and the sweep said done.
+    runs = expand(SWEEPS["text-cells"], "quick", ["jax", "torch"], 3, {})
+    assert all(len(u) == 1 for u in work_units(runs, vmap_seeds=True))
+
+
+def test_seed_groups_are_declared_where_the_backends_have_them():
+    from common import backends
+    from common.sentiment.config import TextConfig
+
+    for config, part in ((Config, "train"), (TextConfig, "sentiment")):
+        for backend in backends.BACKENDS:
+            assert (backend in config.SEED_GROUPS) == hasattr(backends.module(backend, part), "SeedGroup")

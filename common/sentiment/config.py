@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from common.config import (ACTIVATIONS, CONTROLS, DEVICES, DTYPES, INITS, MAX_LAYERS, SCHEDULES, ConfigError,
                            _check_bool, _check_choice, _check_int, _check_positive_float, _fail)
@@ -61,6 +61,8 @@ class TextConfig:
     threads: int = 0
     device: str = "auto"
     tf32: bool = False
+
+    SEED_GROUPS: ClassVar[tuple[str, ...]] = ()  # Config.SEED_GROUPS: no backend groups text runs yet
 
     def __post_init__(self):
         if not isinstance(self.milestones, (list, tuple)):
