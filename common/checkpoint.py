@@ -2,7 +2,7 @@
 
 Framework-free (no jax or torch here) and workload-free: a checkpoint holds a step number, flat
 numpy arrays (whatever a trainer's `state()` returns) and a JSON block (whatever the loop keeps:
-its curve, its timers), so the adder's loop and, later, the sentiment loop use it unchanged.
+its curve, its timers), so both workloads' runs (common/training.py) use it unchanged.
 
 One file per checkpoint, `BACKEND-CONFIGHASH-STEP.ckpt.npz` in the checkpoint folder: an
 uncompressed .npz of the arrays (named a0, a1, …; their real names are in the metadata, so any
@@ -38,7 +38,7 @@ import numpy as np
 from common.config import ConfigError
 from common.files import replacing, writing
 
-FORMAT = 1
+FORMAT = 2  # 2: trainers save the interval's loss sum, the loop the workload's notes; a 1 is not resumed
 _SUFFIX = ".ckpt.npz"
 _META = "__meta__"
 _KEEP = 2

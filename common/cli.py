@@ -24,11 +24,12 @@ from common.app import check_out_dir, check_writable, define_field_flags, fail, 
 from common.checkpoint import Checkpointing
 from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import WriteFailed, write_atomic
-from common.loop import Alone, fit_lockstep
+from common.loop import fit_lockstep
 from common.records import environment, error_record, run_record, timestamp
 from common.sentiment import run as sentiment
 from common.sentiment.config import TextConfig
 from common.threads import host_threads, pin_threads, thread_policy
+from common.training import Alone
 
 FLAGS = flags.FLAGS
 TASKS = ("adder", "sentiment")
@@ -81,7 +82,7 @@ def define_flags() -> None:
     # run's results key and JAX's program cache are keyed by the config).
     flags.DEFINE_integer("checkpoint_every", 0, "save a checkpoint every this many steps into "
                          "--checkpoint_dir (0: none); a rerun of the same config resumes from the latest, "
-                         "a finished run deletes them (adder, one seed)")
+                         "a finished run deletes them (one seed)")
     flags.DEFINE_string("checkpoint_dir", None, "folder of --checkpoint_every's checkpoints")
 
 
@@ -126,8 +127,9 @@ def train_with_progress(cfgs: list[Config], group, console: Console,
     with training_progress(console, cfgs[0].steps) as (progress, task):
         def on_eval(k: int, point: dict[str, Any]) -> None:
             seed = f"seed {cfgs[k].seed}  " if len(cfgs) > 1 else ""
-            line = (f"{seed}step {point['step']:>6}  loss {point['loss']:.4g}  exact {point['exact_acc']:.4f}"
-                    f"  digit {point['digit_acc']:.4f}  {point['elapsed_s']:.1f}s")
+            line = (f"{seed}step {point['step']:>6}  loss {point['train_loss_mean']:.4g} (mean since the last "
+                    f"eval; batch {point['loss']:.4g})  exact {point['exact_acc']:.4f}  digit {point['digit_acc']:.4f}"
+                    f"  {point['elapsed_s']:.1f}s")
             progress.update(task, last=line)
             progress.console.print(line, highlight=False)
 
@@ -261,20 +263,19 @@ def serve(backend: str, cfg: Config) -> None:
                 # Never one record for several seeds: the driver would lose the others unnoticed.
                 records = [error_record(backend, c, f"refused: {seeds} seeds in one request; {backend} trains "
                                                     f"one {run_cfg.task} seed at a time") for c in cfgs]
-            elif text and request.get("checkpoint"):
-                records = [error_record(backend, c, "refused: the sentiment task has no checkpoints yet")
-                           for c in cfgs]
-            elif text:
-                records = [sentiment.serve_run(backend, run_cfg, console)]
             else:
                 try:
                     checkpointing = Checkpointing.from_dict(request.get("checkpoint"))
                     checkpointing.check_group(seeds)
-                    records = run(backend, run_cfg, console, seeds, requested_at, checkpointing)
+                    if text:
+                        records = [sentiment.serve_run(backend, run_cfg, console, checkpointing)]
+                    else:
+                        records = run(backend, run_cfg, console, seeds, requested_at, checkpointing)
                 except ConfigError as e:  # does not fit this GPU, say; a bad "checkpoint"
                     records = [error_record(backend, c, f"refused: {e}") for c in cfgs]
-                for record in records:
-                    console.print(summarise(record))
+                if not text:
+                    for record in records:
+                        console.print(summarise(record))
         try:
             write_records(Path(request["out"]), records)
             replies.write(json.dumps({"done": request["out"]}) + "\n")
@@ -338,15 +339,13 @@ def run_sentiment(backend: str) -> None:
             raise ConfigError(f"--vmap_seeds={FLAGS.vmap_seeds}: the sentiment task trains one seed at a time")
         if FLAGS.serve:
             raise ConfigError("--serve: compare.run's workers run the adder only, for now")
-        if FLAGS.checkpoint_every:
-            raise ConfigError(f"--checkpoint_every={FLAGS.checkpoint_every}: the sentiment task has "
-                              "no checkpoints yet")
         cfg = sentiment.config_from_flags()
+        checkpointing = checkpointing_from_flags()
         out = check_writable(FLAGS.out) if FLAGS.out else None
         console = Console(highlight=False)
         with console.status("preparing the data"):
             data = sentiment.load_data(cfg)
-        record = sentiment.run(backend, cfg, data, console)
+        record = sentiment.run(backend, cfg, data, console, checkpointing)
     except ConfigError as e:
         fail(str(e))
     if record["status"] == "error":

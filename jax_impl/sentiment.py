@@ -8,6 +8,7 @@ compiled ahead of time by `compile`.
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ from common.sentiment.params import init_params, param_shapes
 from jax_impl import runtime
 from jax_impl.model import RecurrentLayer
 from jax_impl.params import from_tree, to_tree
-from jax_impl.train import make_optimizer
+from jax_impl.train import initial_tracking, make_optimizer, state_arrays, state_from_arrays, take_loss_mean, tracking
 
 State = dict[str, Any]
 
@@ -61,8 +62,17 @@ def _split(cfg: TextConfig, params: dict[str, Any]) -> tuple[dict[str, Any], dic
     return {k: v for k, v in params.items() if k not in frozen}, frozen
 
 
+# Compiled programs of this process's recent configs, keyed by everything but the seed (as
+# jax_impl.train's): a warm worker compiles a config once for all its seeds. Each entry is the
+# config's (kind, rows, width) -> program map, filled as widths are met; the oldest are dropped.
+_PROGRAMS: collections.OrderedDict[tuple, dict[tuple[str, int, int], Any]] = collections.OrderedDict()
+_KEEP_PROGRAMS = 8
+
+
 class Trainer:
     """The sentiment workload's trainer; the same methods as torch_impl.sentiment.Trainer."""
+
+    backend = "jax"
 
     def __init__(self, cfg: TextConfig, embedding: np.ndarray):
         self.cfg = cfg
@@ -78,8 +88,7 @@ class Trainer:
         trained, frozen = _split(cfg, jax.device_put(tree, self.device))
         optimizer = make_optimizer(cfg)
         self.state: State = {"params": trained, "frozen": frozen, "opt_state": optimizer.init(trained),
-                             "step": jnp.zeros((), jnp.int32), "first_bad": jnp.zeros((), jnp.int32),
-                             "loss": jnp.zeros((), cfg.dtype)}
+                             **initial_tracking(cfg.dtype)}
         self.state = jax.device_put(self.state, self.device)
 
         def loss_of(trained, frozen, ids, lengths, labels):
@@ -89,11 +98,8 @@ class Trainer:
         def train_step(state: State, ids, lengths, labels) -> State:
             loss, grads = jax.value_and_grad(loss_of)(state["params"], state["frozen"], ids, lengths, labels)
             updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-            step = state["step"] + 1
-            newly_bad = (state["first_bad"] == 0) & ~jnp.isfinite(loss)
             return {"params": optax.apply_updates(state["params"], updates), "frozen": state["frozen"],
-                    "opt_state": opt_state, "step": step,
-                    "first_bad": jnp.where(newly_bad, step, state["first_bad"]), "loss": loss}
+                    "opt_state": opt_state, **tracking(state, loss)}
 
         def score(trained, frozen, ids, lengths, labels):
             logits = self.model.apply({"params": {**trained, **frozen}}, ids, lengths)
@@ -122,12 +128,22 @@ class Trainer:
         return self._programs[key]
 
     def compile(self, train_widths: list[int], eval_widths: list[int]) -> float:
-        """Compile the train step and the scorer for every batch width the run will meet."""
+        """Compile the train step and the scorer for every batch width the run will meet. The
+        seeds of a config share their programs within a process (a warm worker's runs): 'memory'
+        when every one was there already."""
         start, before = time.perf_counter(), runtime.CACHE_EVENTS.copy()
-        for width in train_widths:
-            self._program("train", self.cfg.batch_size, width)
-        for width in eval_widths:
-            self._program("score", self.cfg.eval_batch, width)
+        key = (self.cfg.replace(seed=0), self.device, self.model.vocab, self.model.dim)
+        self._programs = _PROGRAMS.setdefault(key, self._programs)
+        _PROGRAMS.move_to_end(key)
+        if len(_PROGRAMS) > _KEEP_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+        needed = ([("train", self.cfg.batch_size, w) for w in train_widths]
+                  + [("score", self.cfg.eval_batch, w) for w in eval_widths])
+        if all(k in self._programs for k in needed):
+            self.compile_cache = "memory"
+            return time.perf_counter() - start
+        for program in needed:
+            self._program(*program)
         self.compile_cache = runtime.cache_outcome(before)
         return time.perf_counter() - start
 
@@ -138,6 +154,10 @@ class Trainer:
     def loss(self) -> float:
         return float(jax.block_until_ready(self.state["loss"]))
 
+    def loss_mean(self) -> float:
+        self.state, mean = take_loss_mean(self.state, self.device)
+        return float(mean)
+
     def nonfinite_step(self) -> int | None:
         return int(self.state["first_bad"]) or None
 
@@ -146,6 +166,18 @@ class Trainer:
         program = self._program("score", *batch.ids.shape)
         right, losses = program(self.state["params"], self.state["frozen"], batch.ids, batch.lengths, batch.labels)
         return np.asarray(right), np.asarray(losses)
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Everything training continues from (trained parameters, Adam's state, step, divergence
+        tracking, the interval's loss sum) as host arrays named by their path in the state; the
+        frozen embedding is left out (the data rebuild it)."""
+        return state_arrays({k: v for k, v in self.state.items() if k != "frozen"})
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from `training_state()`'s arrays (after compile); ValueError, naming the
+        array, if they do not fit."""
+        trainable = {k: v for k, v in self.state.items() if k != "frozen"}
+        self.state = {**state_from_arrays(trainable, state, self.device), "frozen": self.state["frozen"]}
 
     def params(self) -> Params:
         return from_tree({**self.state["params"], **self.state["frozen"]}, self._names)

@@ -1,6 +1,7 @@
 """JAX training: Adam from optax, piecewise-constant schedule, mean cross-entropy over every
 position. One jitted, buffer-donating step carries everything (parameters, optimiser state,
-carried hidden state, divergence flag), so the host never waits on the device between evals.
+carried hidden state, divergence flag, the interval's loss sum), so the host never waits on the
+device between evals.
 """
 
 from __future__ import annotations
@@ -54,12 +55,30 @@ def make_initial_state(cfg: Config, optimizer: optax.GradientTransformation):
             "params": params,
             "opt_state": optimizer.init(params),
             "carry": jnp.zeros(h0_shape, cfg.dtype),
-            "step": jnp.zeros((), jnp.int32),
-            "first_bad": jnp.zeros((), jnp.int32),
-            "loss": jnp.zeros((), cfg.dtype),
+            **initial_tracking(cfg.dtype),
         }
 
     return initial_state
+
+
+def initial_tracking(dtype: str) -> State:
+    """What `tracking` carries from step to step, before the first."""
+    return {"step": jnp.zeros((), jnp.int32), "first_bad": jnp.zeros((), jnp.int32), "loss": jnp.zeros((), dtype),
+            **interval_start(dtype)}
+
+
+def interval_start(dtype: str, shape: tuple[int, ...] = ()) -> State:
+    """An empty loss sum: the interval since the previous eval (`loss_mean`) starts."""
+    return {"loss_sum": jnp.zeros(shape, dtype), "loss_count": jnp.zeros(shape, jnp.int32)}
+
+
+def tracking(state: State, loss: jax.Array) -> State:
+    """After one update, on the device: the step count, the first step whose loss was not finite,
+    the latest loss, and the sum and count of the losses since the interval started."""
+    step = state["step"] + 1
+    newly_bad = (state["first_bad"] == 0) & ~jnp.isfinite(loss)
+    return {"step": step, "first_bad": jnp.where(newly_bad, step, state["first_bad"]), "loss": loss,
+            "loss_sum": state["loss_sum"] + loss, "loss_count": state["loss_count"] + 1}
 
 
 def loss_fn(logits: jax.Array, target: jax.Array) -> jax.Array:
@@ -83,15 +102,11 @@ def make_train_step(cfg: Config, model: Adder, optimizer: optax.GradientTransfor
             h0 = jnp.where(state["step"] > 0, state["carry"], h0)
         (loss, final), grads = loss_and_grads(state["params"], a, b, target, h0)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-        step = state["step"] + 1
-        newly_bad = (state["first_bad"] == 0) & ~jnp.isfinite(loss)
         return {
             "params": optax.apply_updates(state["params"], updates),
             "opt_state": opt_state,
             "carry": final,  # a new jit call: no gradient can flow back through it
-            "step": step,
-            "first_bad": jnp.where(newly_bad, step, state["first_bad"]),
-            "loss": loss,
+            **tracking(state, loss),
         }
 
     return train_step
@@ -109,6 +124,37 @@ def make_score(model: Adder):
 # A copy of every array made on the device, so no restored buffer aliases host memory that a
 # donating step could not take over.
 _fresh_copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+
+
+def take_loss_mean(state: State, device) -> tuple[State, np.ndarray]:
+    """(the state with a new interval started, the mean loss of the interval that ended; one
+    per seed for a SeedGroup's state), in one transfer."""
+    total, count = jax.device_get((state["loss_sum"], state["loss_count"]))
+    fresh = jax.device_put(interval_start(total.dtype, total.shape), device)
+    return {**state, **fresh}, total.astype(np.float64) / count
+
+
+def state_arrays(state: State) -> dict[str, np.ndarray]:
+    """A training state as host arrays named by their path in the pytree (common/checkpoint.py
+    saves them)."""
+    # Copies: on a CPU a host view of a device buffer would change under the next (donating) step.
+    return {jax.tree_util.keystr(path): np.array(leaf, copy=True)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
+
+
+def state_from_arrays(like: State, arrays: dict[str, np.ndarray], device) -> State:
+    """`state_arrays`' inverse: the same pytree as `like`, as fresh device arrays (the train step
+    donates its input buffers). ValueError, naming the array, if they do not fit `like`."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+    names = [jax.tree_util.keystr(path) for path, _ in leaves]
+    missing, extra = sorted(set(names) - set(arrays)), sorted(set(arrays) - set(names))
+    if missing or extra:
+        raise ValueError(f"state does not fit this trainer: missing {missing[:3]}, unknown {extra[:3]}")
+    for name, (_, leaf) in zip(names, leaves):
+        x = arrays[name]
+        if x.shape != leaf.shape or x.dtype != leaf.dtype:
+            raise ValueError(f"state {name}: {x.dtype}{list(x.shape)}, expected {leaf.dtype}{list(leaf.shape)}")
+    return _fresh_copy(jax.device_put(treedef.unflatten([np.asarray(arrays[n]) for n in names]), device))
 
 
 # Compiled programs of this process's recent configs, keyed by everything but the seed: a
@@ -181,6 +227,10 @@ class Trainer:
     def loss(self) -> float:
         return float(jax.block_until_ready(self.state["loss"]))
 
+    def loss_mean(self) -> float:
+        self.state, mean = take_loss_mean(self.state, self.device)
+        return float(mean)
+
     def nonfinite_step(self) -> int | None:
         return int(self.state["first_bad"]) or None
 
@@ -194,27 +244,14 @@ class Trainer:
 
     def training_state(self) -> dict[str, np.ndarray]:
         """Everything training continues from (parameters, Adam's moments and counts, the
-        schedule's count, carried hidden state, step and divergence tracking), as host arrays
-        named by their path in the state pytree (common/checkpoint.py saves them)."""
-        # Copies: on a CPU a host view of a device buffer would change under the next (donating) step.
-        return {jax.tree_util.keystr(path): np.array(leaf, copy=True)
-                for path, leaf in jax.tree_util.tree_flatten_with_path(self.state)[0]}
+        schedule's count, carried hidden state, step, divergence tracking and the interval's
+        loss sum), as host arrays named by their path in the state pytree."""
+        return state_arrays(self.state)
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Continue from `training_state()`'s arrays: after compile, into the same pytree structure, as
-        fresh device arrays (the train step donates its input buffers). ValueError, naming the
+        """Continue from `training_state()`'s arrays (after compile). ValueError, naming the
         array, if they do not fit this trainer's state."""
-        leaves, treedef = jax.tree_util.tree_flatten_with_path(self.state)
-        names = [jax.tree_util.keystr(path) for path, _ in leaves]
-        missing, extra = sorted(set(names) - set(state)), sorted(set(state) - set(names))
-        if missing or extra:
-            raise ValueError(f"state does not fit this trainer: missing {missing[:3]}, unknown {extra[:3]}")
-        for name, (_, leaf) in zip(names, leaves):
-            x = state[name]
-            if x.shape != leaf.shape or x.dtype != leaf.dtype:
-                raise ValueError(f"state {name}: {x.dtype}{list(x.shape)}, expected {leaf.dtype}{list(leaf.shape)}")
-        on_device = jax.device_put(treedef.unflatten([np.asarray(state[n]) for n in names]), self.device)
-        self.state = _fresh_copy(on_device)
+        self.state = state_from_arrays(self.state, state, self.device)
 
     def logits(self, batch: Batch) -> np.ndarray:
         """Forward pass with the current parameters (for equivalence checks)."""
@@ -261,6 +298,8 @@ class SeedGroup:
         self.state: State = jax.jit(jax.vmap(make_initial_state(cfg, optimizer)))(stacked)
         self._slices: dict[int, State] = {}
         self._scalars: dict[str, np.ndarray] | None = None
+        self._means: np.ndarray | None = None
+        self._device = device
         self._train_step = jax.jit(jax.vmap(make_train_step(cfg, model, optimizer)), donate_argnums=0)
 
     def state_of(self, k: int) -> State:
@@ -274,6 +313,13 @@ class SeedGroup:
         if self._scalars is None:
             self._scalars = jax.device_get({k: self.state[k] for k in ("loss", "first_bad")})
         return self._scalars
+
+    def loss_means(self) -> np.ndarray:
+        """Every seed's mean loss since the previous eval, in one transfer; the first view to
+        ask at a step starts every seed's next interval, the others read the same means."""
+        if self._means is None:
+            self.state, self._means = take_loss_mean(self.state, self._device)
+        return self._means
 
     def _stacked(self, batches: list[Batch]) -> tuple[np.ndarray, ...]:
         return tuple(np.stack([getattr(b, f) for b in batches]) for f in ("a", "b", "target", "h0"))
@@ -290,7 +336,7 @@ class SeedGroup:
     def step(self, batches: list[Batch]) -> None:
         self.state = self._train_step(self.state, *self._stacked(batches))  # as Trainer.step
         self._slices.clear()
-        self._scalars = None
+        self._scalars = self._means = None
 
 
 class _SeedView(Trainer):
@@ -309,6 +355,9 @@ class _SeedView(Trainer):
 
     def loss(self) -> float:
         return float(self._group.scalars()["loss"][self._k])
+
+    def loss_mean(self) -> float:
+        return float(self._group.loss_means()[self._k])
 
     def nonfinite_step(self) -> int | None:
         return int(self._group.scalars()["first_bad"][self._k]) or None

@@ -32,14 +32,19 @@ def test_an_unknown_backend_is_bad_input_naming_it(name):
     assert issubclass(ConfigError, ValueError)
 
 
+def contract(protocol) -> dict[str, inspect.Signature]:
+    """A Trainer protocol's public methods, those it inherits (common.training.Trainer's) included."""
+    return {name: inspect.signature(getattr(protocol, name)) for name in dir(protocol)
+            if not name.startswith("_") and inspect.isfunction(getattr(protocol, name))}
+
+
 def _contract() -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(f) for name, f in vars(loop.Trainer).items()
-            if inspect.isfunction(f) and not name.startswith("_")}
+    return contract(loop.Trainer)
 
 
 def test_the_contract_names_what_callers_use():
-    assert {"compile", "step", "loss", "nonfinite_step", "score", "hidden_states", "params", "logits",
-            "gradients", "env"} <= set(_contract())
+    assert {"compile", "step", "loss", "loss_mean", "nonfinite_step", "score", "hidden_states", "params",
+            "logits", "gradients", "env", "training_state", "restore"} <= set(_contract())
 
 
 def test_every_backend_keeps_the_trainer_contract(backend):
@@ -58,11 +63,12 @@ def test_every_backend_keeps_the_sentiment_trainer_contract(backend):
     from common.sentiment import loop as sentiment_loop
     from common.sentiment.config import TextConfig
 
-    contract = {name: inspect.signature(f) for name, f in vars(sentiment_loop.Trainer).items()
-                if inspect.isfunction(f) and not name.startswith("_")}
-    assert {"compile", "step", "loss", "nonfinite_step", "score", "params", "logits", "gradients", "env"} <= set(contract)
+    methods = contract(sentiment_loop.Trainer)
+    assert {"compile", "step", "loss", "loss_mean", "nonfinite_step", "score", "params", "logits", "gradients",
+            "env", "training_state", "restore"} <= set(methods)
     sentiment = module(backend, "sentiment")
-    for name, signature in contract.items():
+    for name, signature in methods.items():
         assert list(inspect.signature(getattr(sentiment.Trainer, name)).parameters) == list(signature.parameters), name
     trainer = sentiment.Trainer(TextConfig(hidden=4, device="cpu"), np.zeros((5, 3), np.float32))
     assert trainer.compile_cache is None and {"framework", "device", "threads"} <= set(trainer.env())
+    assert trainer.backend == backend

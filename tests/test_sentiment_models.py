@@ -128,3 +128,26 @@ def test_torch_padded_reads_what_packed_does(variant):
     np.testing.assert_allclose(padded.logits(batch), packed.logits(batch), rtol=0, atol=1e-12)
     (_, a), (_, b) = packed.gradients(batch), padded.gradients(batch)
     assert all(relative(b[name], a[name]) < 1e-12 for name in a)
+
+
+def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
+    """A warm worker compiles a sentiment config once for all its seeds (jax_impl.sentiment._PROGRAMS);
+    the reused programs must train a seed exactly as freshly compiled ones do."""
+    from common.sentiment.loop import fit, widths
+    from compare.sentiment_equivalence import synthetic_data
+
+    data = synthetic_data()
+    cfg = TextConfig(hidden=8, batch_size=16, eval_batch=32, steps=10, eval_every=5, device="cpu", threads=1, seed=1)
+    scores = lambda record: [(p["step"], p["loss"], p["train_loss_mean"], p["test_acc"]) for p in record["curve"]]  # noqa: E731
+    jax_sentiment._PROGRAMS.clear()
+    fresh = jax_sentiment.Trainer(cfg, data.embedding)
+    fresh_scores = scores(fit(cfg, fresh, data))
+    assert fresh.compile_cache != "memory"
+    reused = jax_sentiment.Trainer(cfg, data.embedding)
+    assert scores(fit(cfg, reused, data)) == fresh_scores and reused.compile_cache == "memory"
+    another_seed = jax_sentiment.Trainer(cfg.replace(seed=0), data.embedding)
+    another_seed.compile(*widths(cfg, data))
+    assert another_seed.compile_cache == "memory"
+    other = jax_sentiment.Trainer(cfg.replace(hidden=12), data.embedding)  # another config compiles its own
+    other.compile(*widths(cfg, data))
+    assert other.compile_cache != "memory"

@@ -36,13 +36,20 @@ def _files(tmp_path):
 
 
 def _run(tmp_path, backend, *flags):
+    return subprocess.run(_argv(tmp_path, backend, *flags), capture_output=True, text=True, env=_env(tmp_path),
+                          timeout=300)
+
+
+def _env(tmp_path):
+    return {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def _argv(tmp_path, backend, *flags):
     args = ["--task", "sentiment", "--corpus", "csv", f"--corpus_path={tmp_path / 'texts.csv'}",
             "--csv_positive", "pos", "--csv_negative", "neg", f"--vectors={tmp_path / 'vectors.txt'}",
             "--hidden", "16", "--batch_size", "16", "--eval_batch", "40", "--steps", "60", "--eval_every", "20",
             "--lr", "0.01", "--threads", "1", "--device", "cpu", *flags]
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    return subprocess.run([sys.executable, "-m", f"{backend}_impl", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return [sys.executable, "-m", f"{backend}_impl", *args]
 
 
 def test_both_backends_learn_the_same_run_from_files(tmp_path):
@@ -78,6 +85,53 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, flags, 
     result = _run(tmp_path, "torch", f"--out={out}", *flags)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _scores(record):
+    """Everything of a record that does not time."""
+    return ([(p["step"], p["loss"], p["train_loss_mean"], p["test_acc"], p["test_loss"]) for p in record["curve"]],
+            record["best"], record["lengths"])
+
+
+def test_a_run_killed_with_sigkill_resumes_and_ends_as_if_never_killed(backend, tmp_path):
+    """As the adder's (tests/test_cli.py): SIGKILL once a few checkpoints are on disk (mid-write
+    or not), rerun the same command, and the record is that of a run never killed."""
+    import signal
+    import time
+
+    from common.checkpoint import Checkpointing, Checkpoints
+    from common.sentiment.config import TextConfig
+
+    _files(tmp_path)
+    ckpt_dir = tmp_path / "ckpt"
+    longer = ["--steps", "200", "--eval_every", "50"]
+    plain = _run(tmp_path, backend, *longer, f"--out={tmp_path / 'plain.json'}")
+    assert plain.returncode == 0, plain.stderr
+    expected = json.loads((tmp_path / "plain.json").read_text())
+    checkpoints = Checkpoints(Checkpointing(2, str(ckpt_dir)), backend,
+                              TextConfig.from_dict(expected["config"]).to_json())
+
+    argv = _argv(tmp_path, backend, *longer, "--checkpoint_every=2", f"--checkpoint_dir={ckpt_dir}",
+                 f"--out={tmp_path / 'run.json'}")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+    deadline = time.monotonic() + 120
+    while max(checkpoints.files(), default=0) < 60:  # killed past the first eval, before the end
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run.json").exists()
+    left = checkpoints.files()
+    assert left and max(left) < 200
+
+    rerun = subprocess.run(argv, capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    record = json.loads((tmp_path / "run.json").read_text())
+    [resumed] = record["timing"]["resumed_from"]
+    assert resumed in left and resumed >= 60
+    assert "resumed from the checkpoint of step" in rerun.stdout
+    assert record["status"] == "ok" and _scores(record) == _scores(expected) and len(record["curve"]) == 4
+    assert list(ckpt_dir.iterdir()) == []  # the finished run took its checkpoints and any torn temporary
 
 
 def test_the_text_sweeps_fit_and_a_runaway_size_does_not():

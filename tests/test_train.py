@@ -120,7 +120,7 @@ def stop_after(last):
 
 def scores(outcome):
     """Everything of the curve but timings."""
-    return [(p["step"], p["loss"], p["exact_acc"], p["digit_acc"]) for p in outcome["curve"]]
+    return [(p["step"], p["loss"], p["train_loss_mean"], p["exact_acc"], p["digit_acc"]) for p in outcome["curve"]]
 
 
 def assert_bitwise(a, b):
@@ -228,3 +228,54 @@ def test_seeds_trained_together_refuse_checkpoints(tmp_path):
     cfgs = [CKPT_CFG, CKPT_CFG.replace(seed=1)]
     with pytest.raises(ConfigError, match="--checkpoint_every=10 with --vmap_seeds=2"):
         fit_lockstep(cfgs, SeedGroup(cfgs), checkpointing=Checkpointing(10, str(tmp_path)))
+
+
+def test_a_resume_that_loses_the_interval_sum_is_caught(backend, tmp_path, uninterrupted, monkeypatch):
+    """Resumed between evals (step 21), the mean of steps 21-30 needs the saved sum of step 21."""
+    full, full_params = uninterrupted(backend)
+    train = type(trainer_for(backend, CKPT_CFG))
+    restore = train.restore
+    monkeypatch.setattr(train, "restore", lambda self, state: restore(
+        self, {k: np.zeros_like(v) if "loss_sum" in k else v for k, v in state.items()}))
+    outcome, trainer = interrupted_then_rerun(backend, CKPT_CFG, Checkpointing(7, str(tmp_path)))
+    assert outcome["timing"]["resumed_from"] == [21]
+    changed = [a[0] for a, b in zip(scores(outcome), scores(full)) if a != b]
+    assert changed == [30]  # the interval the resume fell in, and only its mean
+    assert [p["loss"] for p in outcome["curve"]] == [p["loss"] for p in full["curve"]]
+    assert_bitwise(trainer.params(), full_params)
+
+
+# --- The interval's mean training loss (train_loss_mean), kept on the device. -----------------
+
+def per_step_losses(trainer, losses):
+    """An on_step that notes each step's loss (a host wait per step: for tests only)."""
+    return lambda step: losses.__setitem__(step, trainer.loss())
+
+
+def assert_interval_means(curve, losses):
+    previous = 0
+    for point in curve:
+        interval = [losses[s] for s in range(previous + 1, point["step"] + 1)]
+        assert point["train_loss_mean"] == pytest.approx(np.mean(interval), rel=1e-6), point["step"]
+        assert point["loss"] == losses[point["step"]] and point["train_loss_mean"] != point["loss"]
+        previous = point["step"]
+
+
+def test_the_interval_mean_is_the_mean_of_the_steps_losses(backend):
+    cfg = CKPT_CFG.replace(steps=25, eval_every=10)  # intervals of 10, 10 and 5 steps
+    trainer, losses = trainer_for(backend, cfg), {}
+    outcome = fit(cfg, trainer, on_step=per_step_losses(trainer, losses))
+    assert [p["step"] for p in outcome["curve"]] == [10, 20, 25]
+    assert_interval_means(outcome["curve"], losses)
+
+
+def test_seeds_trained_together_keep_a_mean_each():
+    from common.loop import fit_lockstep
+    from jax_impl.train import SeedGroup
+
+    cfgs = [CKPT_CFG.replace(steps=20), CKPT_CFG.replace(steps=20, seed=1)]
+    group, losses = SeedGroup(cfgs), {}
+    outcomes = fit_lockstep(cfgs, group, on_step=lambda step: losses.__setitem__(step, group.scalars()["loss"]))
+    for k, outcome in enumerate(outcomes):
+        assert_interval_means(outcome["curve"], {step: float(loss[k]) for step, loss in losses.items()})
+    assert outcomes[0]["curve"][0]["train_loss_mean"] != outcomes[1]["curve"][0]["train_loss_mean"]

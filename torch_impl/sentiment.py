@@ -17,7 +17,7 @@ from common.sentiment.dataset import TextBatch
 from common.sentiment.params import init_params
 from torch_impl import runtime
 from torch_impl.params import export_params, load_params
-from torch_impl.train import update
+from torch_impl.train import loss_mean, restore_trainer, start_tracking, trainer_arrays, update
 
 _RNNS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -53,6 +53,8 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class Trainer:
     """The sentiment workload's trainer; the same methods as jax_impl.sentiment.Trainer."""
 
+    backend = "torch"
+
     def __init__(self, cfg: TextConfig, embedding: np.ndarray):
         self.cfg = cfg
         self.device = runtime.configure(cfg)
@@ -67,9 +69,9 @@ class Trainer:
         self.opt = torch.optim.Adam(trained, lr=cfg.lr, fused=True)
         self.sched = (torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), gamma=cfg.decay)
                       if cfg.schedule == "multistep" else None)
-        self.step_count = 0
-        self.last_loss = torch.zeros((), device=self.device)
-        self.first_bad = torch.zeros((), dtype=torch.int64, device=self.device)
+        start_tracking(self, getattr(torch, cfg.dtype))
+        # Not trained, so not checkpointed: the data rebuild them.
+        self._frozen = frozenset(k for k, p in self.model.named_parameters() if not p.requires_grad)
         self.compile_cache: str | None = None  # eager: nothing is compiled
 
     def _on_device(self, batch: TextBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,6 +92,9 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         return float(self.last_loss)
 
+    def loss_mean(self) -> float:
+        return loss_mean(self)
+
     def nonfinite_step(self) -> int | None:
         return int(self.first_bad) or None
 
@@ -105,6 +110,15 @@ class Trainer:
 
     def params(self) -> Params:
         return export_params(self.model)
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Everything training continues from (torch_impl.train.trainer_arrays), the frozen
+        embedding left out."""
+        return trainer_arrays(self, self._frozen)
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from `training_state()`'s arrays; ValueError, naming the array, if they do not fit."""
+        restore_trainer(self, state, self._frozen)
 
     @torch.no_grad()
     def logits(self, batch: TextBatch) -> np.ndarray:

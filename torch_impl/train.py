@@ -35,10 +35,20 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), target.flatten())
 
 
+def start_tracking(trainer, dtype: torch.dtype) -> None:
+    """`update`'s counters before the first step: the step count, the latest loss, the first
+    step whose loss was not finite, and the loss sum and count since the interval started."""
+    trainer.step_count = 0
+    trainer.last_loss = torch.zeros((), device=trainer.device)
+    trainer.first_bad = torch.zeros((), dtype=torch.int64, device=trainer.device)
+    trainer.loss_sum = torch.zeros((), dtype=dtype, device=trainer.device)
+    trainer.loss_count = 0
+
+
 def update(trainer, loss: torch.Tensor) -> None:
-    """One optimiser step on `loss` for a trainer with opt, sched, step_count, last_loss and
-    first_bad (this module's and torch_impl.sentiment's). Divergence is tracked on the device,
-    so no step waits for the host."""
+    """One optimiser step on `loss` for a trainer with opt, sched and `start_tracking`'s counters
+    (this module's and torch_impl.sentiment's). Divergence and the interval's loss sum are kept
+    on the device, so no step waits for the host."""
     trainer.opt.zero_grad(set_to_none=True)
     loss.backward()
     trainer.opt.step()
@@ -48,6 +58,17 @@ def update(trainer, loss: torch.Tensor) -> None:
     trainer.last_loss = loss.detach()
     newly_bad = (trainer.first_bad == 0) & ~torch.isfinite(trainer.last_loss)
     trainer.first_bad = torch.where(newly_bad, trainer.step_count, trainer.first_bad)
+    trainer.loss_sum.add_(trainer.last_loss)
+    trainer.loss_count += 1
+
+
+def loss_mean(trainer) -> float:
+    """The mean loss since the previous call (common.training.Trainer.loss_mean); starts the
+    next interval."""
+    mean = float(trainer.loss_sum) / trainer.loss_count  # waits for the device, as .item() does
+    trainer.loss_sum = torch.zeros_like(trainer.loss_sum)
+    trainer.loss_count = 0
+    return mean
 
 
 def _numbers(d: dict, prefix: str) -> dict[str, np.ndarray]:
@@ -105,6 +126,52 @@ def restore_optimizer(opt: torch.optim.Optimizer, sched, arrays: dict[str, np.nd
         sched.load_state_dict(_with_numbers(sched.state_dict(), "sched", arrays))
 
 
+def trainer_arrays(trainer, frozen: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
+    """What a trainer with model, opt, sched and `start_tracking`'s counters continues from, as
+    host arrays (common/checkpoint.py saves them): the model's state_dict but its `frozen`
+    entries (which the trainer rebuilds), Adam's and the LR scheduler's state, the counters."""
+    out = {f"model/{k}": v.detach().cpu().numpy().copy() for k, v in trainer.model.state_dict().items()
+           if k not in frozen}
+    out.update(optimizer_state(trainer.opt, trainer.sched))
+    out["step_count"] = np.array(trainer.step_count, np.int64)
+    out["first_bad"] = trainer.first_bad.cpu().numpy().copy()
+    out["last_loss"] = trainer.last_loss.cpu().numpy().copy()
+    out["loss_sum"] = trainer.loss_sum.cpu().numpy().copy()
+    out["loss_count"] = np.array(trainer.loss_count, np.int64)
+    return out
+
+
+def restore_trainer(trainer, arrays: dict[str, np.ndarray], frozen: frozenset[str] = frozenset(),
+                    optional: frozenset[str] = frozenset()) -> None:
+    """Put `trainer_arrays`' arrays back; arrays named in `optional` (the trainer's own, such as
+    a carried state) may be there or not. ValueError, naming the array, if they do not fit."""
+    sd = trainer.opt.state_dict()
+    own = {k: v for k, v in trainer.model.state_dict().items() if k not in frozen}
+    expected = {f"model/{k}" for k in own} | {"step_count", "first_bad", "last_loss", "loss_sum", "loss_count"}
+    expected |= {f"opt/state/{i}/{key}" for group in sd["param_groups"]
+                 for i in group["params"] for key in _ADAM_STATE}
+    for g, group in enumerate(sd["param_groups"]):
+        expected |= _numbers(group, f"opt/group{g}").keys()
+    if trainer.sched is not None:
+        expected |= _numbers(trainer.sched.state_dict(), "sched").keys()
+    have = arrays.keys() - optional
+    missing, extra = sorted(expected - have), sorted(have - expected)
+    if missing or extra:
+        raise ValueError(f"state does not fit this trainer: missing {missing[:3]}, unknown {extra[:3]}")
+    model = {k[len("model/"):]: torch.tensor(v) for k, v in arrays.items() if k.startswith("model/")}
+    for k, v in own.items():
+        if tuple(v.shape) != tuple(model[k].shape) or v.dtype != model[k].dtype:
+            raise ValueError(f"state model/{k}: {model[k].dtype}{list(model[k].shape)}, "
+                             f"expected {v.dtype}{list(v.shape)}")
+    trainer.model.load_state_dict({**trainer.model.state_dict(), **model})
+    restore_optimizer(trainer.opt, trainer.sched, arrays)
+    trainer.step_count = int(arrays["step_count"])
+    trainer.first_bad = torch.tensor(arrays["first_bad"], device=trainer.device)
+    trainer.last_loss = torch.tensor(arrays["last_loss"], device=trainer.device)
+    trainer.loss_sum = torch.tensor(arrays["loss_sum"], device=trainer.device)
+    trainer.loss_count = int(arrays["loss_count"])
+
+
 class Trainer:
     """Owns the model, optimiser and carried state; see common.loop.Trainer for the contract."""
 
@@ -116,10 +183,7 @@ class Trainer:
         self.model = make_model(cfg, self.device)
         self.opt, self.sched = make_optimizer(cfg, self.model)
         self.carry: torch.Tensor | None = None
-        self.step_count = 0
-        self.last_loss = torch.zeros((), device=self.device)
-        # Divergence is tracked on the device so no step has to wait for the host.
-        self.first_bad = torch.zeros((), dtype=torch.int64, device=self.device)
+        start_tracking(self, getattr(torch, cfg.dtype))
         self.compile_cache: str | None = None  # eager: nothing is compiled
 
     def _on_device(self, batch: Batch) -> tuple[torch.Tensor, ...]:
@@ -143,6 +207,9 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         return float(self.last_loss)
 
+    def loss_mean(self) -> float:
+        return loss_mean(self)
+
     def nonfinite_step(self) -> int | None:
         bad = int(self.first_bad)
         return bad or None
@@ -160,14 +227,8 @@ class Trainer:
         return export_params(self.model)
 
     def training_state(self) -> dict[str, np.ndarray]:
-        """Everything training continues from: the model's state_dict, Adam's and the LR
-        scheduler's state, the carried hidden state, the step count and divergence tracking, as
-        host arrays (common/checkpoint.py saves them)."""
-        out = {f"model/{k}": v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
-        out.update(optimizer_state(self.opt, self.sched))
-        out["step_count"] = np.array(self.step_count, np.int64)
-        out["first_bad"] = self.first_bad.cpu().numpy().copy()
-        out["last_loss"] = self.last_loss.cpu().numpy().copy()
+        """Everything training continues from (`trainer_arrays`, and the carried hidden state)."""
+        out = trainer_arrays(self)
         if self.carry is not None:
             out["carry"] = self.carry.cpu().numpy().copy()
         return out
@@ -175,28 +236,7 @@ class Trainer:
     def restore(self, state: dict[str, np.ndarray]) -> None:
         """Continue from `training_state()`'s arrays. ValueError, naming the array, if they do
         not fit this trainer."""
-        sd = self.opt.state_dict()
-        expected = {f"model/{k}" for k in self.model.state_dict()} | {"step_count", "first_bad", "last_loss"}
-        expected |= {f"opt/state/{i}/{key}" for group in sd["param_groups"]
-                     for i in group["params"] for key in _ADAM_STATE}
-        for g, group in enumerate(sd["param_groups"]):
-            expected |= _numbers(group, f"opt/group{g}").keys()
-        if self.sched is not None:
-            expected |= _numbers(self.sched.state_dict(), "sched").keys()
-        have = state.keys() - {"carry"}
-        missing, extra = sorted(expected - have), sorted(have - expected)
-        if missing or extra:
-            raise ValueError(f"state does not fit this trainer: missing {missing[:3]}, unknown {extra[:3]}")
-        model = {k[len("model/"):]: torch.tensor(v) for k, v in state.items() if k.startswith("model/")}
-        for k, v in self.model.state_dict().items():
-            if tuple(v.shape) != tuple(model[k].shape) or v.dtype != model[k].dtype:
-                raise ValueError(f"state model/{k}: {model[k].dtype}{list(model[k].shape)}, "
-                                 f"expected {v.dtype}{list(v.shape)}")
-        self.model.load_state_dict(model)
-        restore_optimizer(self.opt, self.sched, state)
-        self.step_count = int(state["step_count"])
-        self.first_bad = torch.tensor(state["first_bad"], device=self.device)
-        self.last_loss = torch.tensor(state["last_loss"], device=self.device)
+        restore_trainer(self, state, optional=frozenset({"carry"}))
         self.carry = torch.tensor(state["carry"], device=self.device) if "carry" in state else None
 
     @torch.no_grad()

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from common import backends, memory
 from common.app import define_field_flags, one_line, training_progress
+from common.checkpoint import Checkpointing
 from common.config import Config, ConfigError
 from common.params import GATES
 from common.records import SENTIMENT as TASK
@@ -101,8 +102,10 @@ def load_data(cfg: TextConfig) -> TextData:
     return data
 
 
-def run(backend: str, cfg: TextConfig, data: TextData, console: Console) -> dict[str, Any]:
-    """Train one sentiment run on one backend; its record (task sentiment)."""
+def run(backend: str, cfg: TextConfig, data: TextData, console: Console,
+        checkpointing: Checkpointing | None = None) -> dict[str, Any]:
+    """Train one sentiment run on one backend; its record (task sentiment). With `checkpointing`
+    on, the run resumes from its latest checkpoint, if any, and saves them as it goes."""
     cores = pin_threads(host_threads(cfg))
     runtime = backends.module(backend, "runtime")
     runtime.configure_process(cfg)
@@ -114,22 +117,25 @@ def run(backend: str, cfg: TextConfig, data: TextData, console: Console) -> dict
         trainer = backends.module(backend, "sentiment").Trainer(cfg, data.embedding)
         build_s = time.perf_counter() - build
         env = environment(trainer.env(), cores, thread_policy(cfg))
-        outcome = _fit_with_progress(cfg, trainer, data, console)
+        outcome = _fit_with_progress(cfg, trainer, data, console, checkpointing)
         outcome["timing"]["build_s"] = build_s
     except Exception as e:  # a crash mid-run still yields a record saying so
         return error_record(backend, cfg, one_line(e), started, env)
     return run_record(backend, cfg, outcome, started, env)
 
 
-def _fit_with_progress(cfg: TextConfig, trainer, data: TextData, console: Console) -> dict[str, Any]:
+def _fit_with_progress(cfg: TextConfig, trainer, data: TextData, console: Console,
+                       checkpointing: Checkpointing | None) -> dict[str, Any]:
     with training_progress(console, cfg.steps) as (progress, task):
         def on_eval(point: dict[str, Any]) -> None:
-            line = (f"step {point['step']:>6}  loss {point['loss']:.4g}  test acc {point['test_acc']:.4f}"
-                    f"  test loss {point['test_loss']:.4f}  {point['elapsed_s']:.1f}s")
+            line = (f"step {point['step']:>6}  loss {point['train_loss_mean']:.4g} (mean since the last "
+                    f"eval; batch {point['loss']:.4g})  test acc {point['test_acc']:.4f}  test loss "
+                    f"{point['test_loss']:.4f}  {point['elapsed_s']:.1f}s")
             progress.update(task, last=line)
             progress.console.print(line, highlight=False)
 
-        return fit(cfg, trainer, data, on_step=lambda s: progress.update(task, completed=s), on_eval=on_eval)
+        return fit(cfg, trainer, data, on_step=lambda s: progress.update(task, completed=s), on_eval=on_eval,
+                   checkpointing=checkpointing)
 
 
 def summarise(record: dict[str, Any], data: TextData) -> str:
@@ -153,6 +159,8 @@ def summarise(record: dict[str, Any], data: TextData) -> str:
     compile_s = f"{t['compile_s']:.2f} s ({t['compile_cache']})" if t["compile_s"] is not None else "none (eager)"
     lines.append(f"  compile {compile_s}, {t['steps_per_s']:.1f} steps/s (median), train {t['train_s']:.1f} s, "
                  f"eval {t['eval_s']:.1f} s")
+    if t.get("resumed_from"):
+        lines.append(f"  resumed from the checkpoint of step {', '.join(map(str, t['resumed_from']))}")
     return "\n".join(lines)
 
 
@@ -186,12 +194,13 @@ def _cached_data(cfg: TextConfig) -> TextData:
     return load_data(cfg)
 
 
-def serve_run(backend: str, cfg: TextConfig, console: Console) -> dict[str, Any]:
+def serve_run(backend: str, cfg: TextConfig, console: Console,
+              checkpointing: Checkpointing | None = None) -> dict[str, Any]:
     """One run in a warm worker of compare.run (common.cli.serve): its record, an error record
     for data or sizes it refuses. The data stay loaded for the run's controls."""
     try:
         data = _cached_data(cfg.replace(control="none"))  # a control trains on its run's data
-        record = run(backend, cfg, data, console)
+        record = run(backend, cfg, data, console, checkpointing)
     except ConfigError as e:
         return error_record(backend, cfg, f"refused: {e}")
     console.print(summarise(record, data))
