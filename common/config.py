@@ -90,7 +90,7 @@ class Config:
     def __post_init__(self):
         for name in ("milestones", "test_lengths"):
             if not isinstance(getattr(self, name), (list, tuple)):
-                _fail(name, getattr(self, name), "must be a list of whole numbers")
+                reject(name, getattr(self, name), "must be a list of whole numbers")
             object.__setattr__(self, name, tuple(getattr(self, name)))
         _validate(self)
 
@@ -140,64 +140,65 @@ class Config:
         return cls.from_dict(d)
 
 
-def _fail(name: str, value: Any, why: str) -> None:
+def reject(name: str, value: Any, why: str) -> None:
+    """ConfigError naming the field and its value (both configs' validation raises through here)."""
     raise ConfigError(f"{name}={value!r}: {why}")
 
 
-def _check_int(cfg: Config, name: str, lo: int, hi: int | None = None) -> None:
+def check_int(cfg: Config, name: str, lo: int, hi: int | None = None) -> None:
     v = getattr(cfg, name)
     if isinstance(v, bool) or not isinstance(v, int):
-        _fail(name, v, "must be an integer")
+        reject(name, v, "must be an integer")
     if v < lo or (hi is not None and v > hi):
-        _fail(name, v, f"must be in [{lo}, {hi}]" if hi is not None else f"must be >= {lo}")
+        reject(name, v, f"must be in [{lo}, {hi}]" if hi is not None else f"must be >= {lo}")
 
 
-def _check_choice(cfg: Config, name: str, choices: tuple[str, ...]) -> None:
+def check_choice(cfg: Config, name: str, choices: tuple[str, ...]) -> None:
     v = getattr(cfg, name)
     if v not in choices:
-        _fail(name, v, f"must be one of {', '.join(choices)}")
+        reject(name, v, f"must be one of {', '.join(choices)}")
 
 
-def _check_bool(cfg: Config, name: str) -> None:
+def check_bool(cfg: Config, name: str) -> None:
     v = getattr(cfg, name)
     if not isinstance(v, bool):
-        _fail(name, v, "must be true or false")
+        reject(name, v, "must be true or false")
 
 
-def _check_positive_float(cfg: Config, name: str) -> None:
+def check_positive_float(cfg: Config, name: str) -> None:
     v = getattr(cfg, name)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        _fail(name, v, "must be a number")
+        reject(name, v, "must be a number")
     if not (math.isfinite(v) and v > 0):
-        _fail(name, v, "must be a finite number > 0")
+        reject(name, v, "must be a finite number > 0")
 
 
 def _validate(cfg: Config) -> None:
-    _check_int(cfg, "layers", 1, MAX_LAYERS)
+    check_int(cfg, "layers", 1, MAX_LAYERS)
     for name in ("digits", "hidden", "embed", "batch_size", "steps",
                  "eval_every", "eval_size", "test_size"):
-        _check_int(cfg, name, 1)
-    _check_int(cfg, "threads", 0)
-    _check_int(cfg, "base", 2, 36)
-    _check_int(cfg, "seed", 0, 2**32 - 1)
+        check_int(cfg, name, 1)
+    check_int(cfg, "threads", 0)
+    check_int(cfg, "base", 2, 36)
+    check_int(cfg, "seed", 0, 2**32 - 1)
     for name, choices in CHOICES.items():
-        _check_choice(cfg, name, choices)
+        check_choice(cfg, name, choices)
     for name in ("carry_state", "tf32", "stop_when_solved", "probe"):
-        _check_bool(cfg, name)
-    _check_positive_float(cfg, "lr")
-    _check_positive_float(cfg, "decay")
+        check_bool(cfg, name)
+    check_positive_float(cfg, "lr")
+    check_positive_float(cfg, "decay")
 
     if cfg.activation != "tanh" and cfg.cell != "rnn":
-        _fail("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
+        reject("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
     if cfg.data == "handout" and cfg.base != HANDOUT_BASE:
-        _fail("base", cfg.base, "handout data is decimal; use data=uniform for other bases")
+        reject("base", cfg.base, "handout data is decimal; use data=uniform for other bases")
     if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in cfg.milestones):
-        _fail("milestones", list(cfg.milestones), "must be positive step numbers")
+        reject("milestones", list(cfg.milestones), "must be positive step numbers")
     if list(cfg.milestones) != sorted(set(cfg.milestones)):
-        _fail("milestones", list(cfg.milestones), "must be strictly increasing")
+        reject("milestones", list(cfg.milestones), "must be strictly increasing")
     if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in cfg.test_lengths):
-        _fail("test_lengths", list(cfg.test_lengths), "must be positive digit counts")
+        reject("test_lengths", list(cfg.test_lengths), "must be positive digit counts")
     if cfg.control == "ulp" and cfg.init != "shared":
-        _fail("control", cfg.control, "nudges the shared initial weights; needs init=shared")
+        reject("control", cfg.control, "nudges the shared initial weights; needs init=shared")
     if cfg.schedule == "multistep" and not cfg.milestones:
-        _fail("milestones", [], "schedule=multistep needs at least one milestone")
+        reject("milestones", [], "schedule=multistep needs at least one milestone")

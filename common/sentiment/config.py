@@ -9,7 +9,7 @@ import json
 from typing import Any, ClassVar
 
 from common.config import (ACTIVATIONS, CONTROLS, DEVICES, DTYPES, INITS, MAX_LAYERS, SCHEDULES, ConfigError,
-                           _check_bool, _check_choice, _check_int, _check_positive_float, _fail)
+                           check_bool, check_choice, check_int, check_positive_float, reject)
 
 CELLS = ("rnn", "lstm", "gru")
 CORPORA = ("default", "imdb", "csv")
@@ -66,7 +66,7 @@ class TextConfig:
 
     def __post_init__(self):
         if not isinstance(self.milestones, (list, tuple)):
-            _fail("milestones", self.milestones, "must be a list of whole numbers")
+            reject("milestones", self.milestones, "must be a list of whole numbers")
         object.__setattr__(self, "milestones", tuple(self.milestones))
         _validate(self)
 
@@ -99,39 +99,39 @@ class TextConfig:
 
 
 def _validate(cfg: TextConfig) -> None:
-    _check_int(cfg, "layers", 1, MAX_LAYERS)
+    check_int(cfg, "layers", 1, MAX_LAYERS)
     for name in ("max_len", "max_size", "min_count", "hidden", "batch_size", "steps", "eval_every",
                  "eval_batch"):
-        _check_int(cfg, name, 1)
-    _check_int(cfg, "threads", 0)
-    _check_int(cfg, "filler", 0)
-    _check_int(cfg, "seed", 0, 2**32 - 1)
+        check_int(cfg, name, 1)
+    check_int(cfg, "threads", 0)
+    check_int(cfg, "filler", 0)
+    check_int(cfg, "seed", 0, 2**32 - 1)
     for name, choices in CHOICES.items():
-        _check_choice(cfg, name, choices)
+        check_choice(cfg, name, choices)
     for name in ("train_embedding", "tf32", "pack"):
-        _check_bool(cfg, name)
-    _check_positive_float(cfg, "lr")
-    _check_positive_float(cfg, "decay")
+        check_bool(cfg, name)
+    check_positive_float(cfg, "lr")
+    check_positive_float(cfg, "decay")
     for name in ("corpus_path", "vectors", "vectors_member", "csv_text", "csv_label", "csv_positive",
                  "csv_negative"):
         if not isinstance(getattr(cfg, name), str):
-            _fail(name, getattr(cfg, name), "must be a string")
+            reject(name, getattr(cfg, name), "must be a string")
     if cfg.activation != "tanh" and cfg.cell != "rnn":
-        _fail("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
+        reject("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
     if cfg.corpus != "default" and not cfg.corpus_path:
-        _fail("corpus_path", cfg.corpus_path, f"corpus={cfg.corpus} needs the path of its files")
+        reject("corpus_path", cfg.corpus_path, f"corpus={cfg.corpus} needs the path of its files")
     if cfg.corpus == "default" and cfg.corpus_path:
-        _fail("corpus_path", cfg.corpus_path, "the default corpus is installed (pip install -e '.[text]'); "
+        reject("corpus_path", cfg.corpus_path, "the default corpus is installed (pip install -e '.[text]'); "
                                               "set corpus=imdb or corpus=csv to read files")
     if cfg.filler and cfg.corpus != "default":
-        _fail("filler", cfg.filler, "pads the default corpus's tweets with its neutral ones; use corpus=default")
+        reject("filler", cfg.filler, "pads the default corpus's tweets with its neutral ones; use corpus=default")
     if cfg.vectors_member and not cfg.vectors.endswith(".zip"):
-        _fail("vectors_member", cfg.vectors_member, "names a file inside a .zip given as vectors")
+        reject("vectors_member", cfg.vectors_member, "names a file inside a .zip given as vectors")
     if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in cfg.milestones):
-        _fail("milestones", list(cfg.milestones), "must be positive step numbers")
+        reject("milestones", list(cfg.milestones), "must be positive step numbers")
     if list(cfg.milestones) != sorted(set(cfg.milestones)):
-        _fail("milestones", list(cfg.milestones), "must be strictly increasing")
+        reject("milestones", list(cfg.milestones), "must be strictly increasing")
     if cfg.control == "ulp" and cfg.init != "shared":
-        _fail("control", cfg.control, "nudges the shared initial weights; needs init=shared")
+        reject("control", cfg.control, "nudges the shared initial weights; needs init=shared")
     if cfg.schedule == "multistep" and not cfg.milestones:
-        _fail("milestones", [], "schedule=multistep needs at least one milestone")
+        reject("milestones", [], "schedule=multistep needs at least one milestone")
