@@ -14,13 +14,13 @@ from common.files import write_atomic
 from common.config import Config
 from common.sentiment.config import TextConfig
 from compare import plots
-from compare.findings import CHECKS, accuracy_at, probe_accuracy, study_steps
+from compare.findings import CHECKS
+from compare.findings.adder import accuracy_at, probe_accuracy, study_steps
 from common.threads import CONTENDED
 from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, MAIN, MEASURES, NOISE_FACTOR, role,
                            Agreement, Estimate, Group, agreements, extra_runs, gap_curve, group_records, task)
 from compare.sweeps import SWEEPS
-from compare.text_findings import CHECKS as TEXT_CHECKS
-from compare.text_findings import lab_accuracy
+from compare.findings.sentiment import lab_accuracy
 
 
 def _fmt(x: float | None, spec: str = ".3g") -> str:
@@ -204,7 +204,7 @@ def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path)
         lines += _agreement_section(name, verdicts, records, out_dir)
     if any(r.get("lengths") for r in records):
         lines += _text_lengths_table(groups)
-    findings = TEXT_CHECKS[name](groups)
+    findings = CHECKS[sweep.task][name](groups)
     if findings:
         lines += ["**The lab's findings vs ours**, per backend: *confirmed* or *contradicted* by our runs, or "
                   "*inconclusive* when the values tie within their 95 % intervals or a config is missing.", "",
@@ -275,7 +275,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
             lines.append(f"| {label} | {text} | {ours[0]} | {ours[1]} |")
         lines.append("")
 
-    findings = CHECKS[name](groups)
+    findings = CHECKS[sweep.task][name](groups)
     if findings:
         lines += ["**The study's findings vs ours**, per backend: *confirmed* or *contradicted* by our runs, "
                   "or *inconclusive* when they cannot decide (nothing reached 100 %, the values compared tie "

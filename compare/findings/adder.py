@@ -1,34 +1,18 @@
-"""The study's own findings next to ours: which our data confirm, which not.
+"""The first study's findings next to ours (the adder sweeps).
 
 Each check reads the grouped results of one sweep (label -> backend -> Group) and says, per
-backend, what we saw. "Speed of learning" is the mean steps to 100 % exact match (a run that
-never gets there counts as the step cap). A verdict is *inconclusive* whenever the data cannot
-decide: nothing reached 100 %, the compared values tie within their 95 % intervals, a needed
-config is missing, or every run of it failed.
+backend, what we saw (compare.findings.core). "Speed of learning" is the mean steps to 100 %
+exact match (a run that never gets there counts as the step cap). A verdict is *inconclusive*
+whenever the data cannot decide: nothing reached 100 %, the compared values tie within their
+95 % intervals, a needed config is missing, or every run of it failed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
+from compare.findings.core import Finding, Groups, Judgement, each_backend, verdict
 from compare.stats import Group
-
-Groups = dict[str, dict[str, Group]]
-Judgement = tuple[str, bool | None]
-
-
-@dataclasses.dataclass
-class Finding:
-    claim: str
-    ours: str
-    verdict: str  # confirmed / contradicted / inconclusive, per backend
-
-
-def _by(groups: Groups, backend: str, field: str) -> dict:
-    """Swept value -> Group for one backend, leaving out configs whose every run failed."""
-    return {g[backend].point[field]: g[backend] for g in groups.values()
-            if backend in g and g[backend].solve_step().n}
 
 
 def _steps(g: Group) -> float:
@@ -37,29 +21,6 @@ def _steps(g: Group) -> float:
 
 def _fmt(values: dict) -> str:
     return ", ".join(f"{k}: {_steps(g):.0f}" for k, g in values.items())
-
-
-def _verdict(results: dict[str, bool | None]) -> str:
-    words = {True: "confirmed", False: "contradicted", None: "inconclusive"}
-    return "; ".join(f"{b}: {words[v]}" for b, v in results.items())
-
-
-def _each_backend(groups: Groups, field: str, claim: str, needs: tuple,
-                  judge: Callable[[dict], Judgement], needs_solves: bool = True) -> Finding:
-    backends = sorted({b for g in groups.values() for b in g})
-    ours, verdicts = [], {}
-    for b in backends:
-        values = _by(groups, b, field)
-        missing = [k for k in needs if k not in values]
-        if missing:
-            text, ok = f"no usable runs for {field}={missing[0]}", None
-        elif needs_solves and not any(g.solved for g in values.values()):
-            text, ok = "no run reached 100 %", None
-        else:
-            text, ok = judge(values)
-        ours.append(f"{b}: {text}")
-        verdicts[b] = ok
-    return Finding(claim, "; ".join(ours), _verdict(verdicts))
 
 
 def _leaders(values: dict) -> list:
@@ -86,9 +47,9 @@ def layers(groups: Groups) -> list[Finding]:
     def deep(v):
         g = v[10]
         return f"10 layers: {g.solved}/{len(g.records)} runs reached 100 %", g.solved < len(g.records) / 2
-    return [_each_backend(groups, "layers", "2–3 layers learn fastest at short lengths", (),
+    return [each_backend(groups, "layers", "2–3 layers learn fastest at short lengths", (),
                           lambda v: _judge_leaders(v, (2, 3))),
-            _each_backend(groups, "layers", "10 layers oscillate and never converge", (10,), deep,
+            each_backend(groups, "layers", "10 layers oscillate and never converge", (10,), deep,
                           needs_solves=False)]
 
 
@@ -98,7 +59,7 @@ def cells(groups: Groups) -> list[Finding]:
         pairs = [_faster(v[a], v[b]) for a, b in zip(ranked, ranked[1:])]
         ok = None if None in pairs else ranked == ["rnn", "gru", "lstm"]
         return f"{' < '.join(ranked)} in steps ({_fmt(v)})", ok
-    return [_each_backend(groups, "cell", "RNN learns fastest, then GRU, then LSTM",
+    return [each_backend(groups, "cell", "RNN learns fastest, then GRU, then LSTM",
                           ("rnn", "gru", "lstm"), order)]
 
 
@@ -115,14 +76,14 @@ def lr(groups: Groups) -> list[Finding]:
         solved = sum(v[k].solved for k in slow)
         return f"lr ≤ 1e-4 solved {solved}/{sum(len(v[k].records) for k in slow)} runs", \
             (solved == 0 if slow else None)
-    return [_each_backend(groups, "lr", "lr ≈ 1e-2 is best", (),
+    return [each_backend(groups, "lr", "lr ≈ 1e-2 is best", (),
                           lambda v: _judge_leaders(v, [k for k in v if 5e-3 <= k <= 2e-2])),
-            _each_backend(groups, "lr", "lr 0.1–0.5 diverge (loss NaN)", (), high, needs_solves=False),
-            _each_backend(groups, "lr", "lr ≤ 1e-4 is too slow", (), low, needs_solves=False)]
+            each_backend(groups, "lr", "lr 0.1–0.5 diverge (loss NaN)", (), high, needs_solves=False),
+            each_backend(groups, "lr", "lr ≤ 1e-4 is too slow", (), low, needs_solves=False)]
 
 
 def schedule(groups: Groups) -> list[Finding]:
-    return [_each_backend(groups, "schedule", "multi-step decay reaches 100 % before a constant lr",
+    return [each_backend(groups, "schedule", "multi-step decay reaches 100 % before a constant lr",
                           ("constant", "multistep"),
                           lambda v: (f"{_fmt(v)} steps", _faster(v["multistep"], v["constant"])))]
 
@@ -139,16 +100,16 @@ def digits(groups: Groups) -> list[Finding]:
             return _fmt(v) + " steps", None
         rising = sum(b >= a for a, b in zip(steps, steps[1:])) >= 0.75 * (len(steps) - 1)
         return _fmt({k: v[k] for k in keys}) + " steps", rising
-    return [_each_backend(groups, "digits", "100 % is reachable at every length", (), reachable,
+    return [each_backend(groups, "digits", "100 % is reachable at every length", (), reachable,
                           needs_solves=False),
-            _each_backend(groups, "digits", "longer numbers need more steps", (), longer)]
+            each_backend(groups, "digits", "longer numbers need more steps", (), longer)]
 
 
 def activation(groups: Groups) -> list[Finding]:
     def similar(v):
         faster = _faster(v["tanh"], v["relu"])
         return f"{_fmt(v)} steps", None if v["tanh"].solve_step().ci is None else faster is None
-    return [_each_backend(groups, "activation", "tanh and relu learn about equally fast",
+    return [each_backend(groups, "activation", "tanh and relu learn about equally fast",
                           ("tanh", "relu"), similar)]
 
 
@@ -158,7 +119,7 @@ def h0(groups: Groups) -> list[Finding]:
             return f"{_fmt(v)} steps", None
         beaten_by = [k for k, g in v.items() if k != "zeros" and _faster(g, v["zeros"])]
         return f"{_fmt(v)} steps" + (f"; faster: {beaten_by}" if beaten_by else ""), not beaten_by
-    return [_each_backend(groups, "h0", "zero h0 is as good as or better than random ones",
+    return [each_backend(groups, "h0", "zero h0 is as good as or better than random ones",
                           ("zeros",), zeros)]
 
 
@@ -167,7 +128,7 @@ def carry(groups: Groups) -> list[Finding]:
         faster = _faster(v[True], v[False])
         return f"off {v[False].solve_step()}, on {v[True].solve_step()} steps", \
             (None if v[False].solve_step().ci is None else not faster)
-    return [_each_backend(groups, "carry_state", "omitting the carried state is as good or better",
+    return [each_backend(groups, "carry_state", "omitting the carried state is as good or better",
                           (False, True), omit)]
 
 
@@ -175,7 +136,7 @@ def ablation(groups: Groups) -> list[Finding]:
     def none(v):
         acc = v["none"].final_exact()
         return f"no recurrent layer: final exact {acc}", acc.mean < 0.01
-    return [_each_backend(groups, "cell", "embedding + linear alone cannot learn addition",
+    return [each_backend(groups, "cell", "embedding + linear alone cannot learn addition",
                           ("none",), none, needs_solves=False)]
 
 
@@ -185,7 +146,7 @@ def init(groups: Groups) -> list[Finding]:
         word = {None: "no difference beyond the CIs", True: "native init learns faster",
                 False: "shared init learns faster"}[faster]
         return f"{_fmt(v)} steps: {word}", None
-    return [_each_backend(groups, "init", "(no claim in the study) does each framework's own init "
+    return [each_backend(groups, "init", "(no claim in the study) does each framework's own init "
                           "change how fast it learns?", ("shared", "native"), native)]
 
 
@@ -208,22 +169,22 @@ def lengthgen(groups: Groups, at: int = 1000) -> list[Finding]:
         texts.append(f"{b}: at {at} digits, trained on 2: {', '.join(f'{v:.2f}' for v in two) or '–'}; "
                      f"trained on ≥4: min {min(four):.3f}" if four else f"{b}: no {at}-digit results")
     ours = "; ".join(texts)
-    return [Finding("trained on 2 digits, the model fails on long numbers", ours, _verdict(short)),
-            Finding(f"trained on ≥ 3–4 digits, it is ~100 % right on {at}-digit numbers", ours, _verdict(longer))]
+    return [Finding("trained on 2 digits, the model fails on long numbers", ours, verdict(short)),
+            Finding(f"trained on ≥ 3–4 digits, it is ~100 % right on {at}-digit numbers", ours, verdict(longer))]
 
 
 def order(groups: Groups) -> list[Finding]:
     def msb_fails(v):
         lsb, msb = v["lsb"].final_exact().mean, v["msb"].final_exact().mean
         return f"final exact lsb {lsb:.3f}, msb {msb:.3f}", lsb > 0.99 and msb < 0.1
-    return [_each_backend(groups, "order", "(ours) most-significant-first fails where least-significant-first "
+    return [each_backend(groups, "order", "(ours) most-significant-first fails where least-significant-first "
                           "succeeds", ("lsb", "msb"), msb_fails, needs_solves=False)]
 
 
 def base(groups: Groups) -> list[Finding]:
     def every_base(v):
         return f"{_fmt(v)} steps", all(g.solved for g in v.values())
-    return [_each_backend(groups, "base", "(ours) bases 2, 10 and 16 are all learned to 100 %", (),
+    return [each_backend(groups, "base", "(ours) bases 2, 10 and 16 are all learned to 100 %", (),
                           every_base, needs_solves=False)]
 
 
@@ -252,7 +213,7 @@ def probe(groups: Groups) -> list[Finding]:
                     f"current digits alone {lsb[0][1]:.3f}")
         verdicts[b] = all(v[0] > v[1] + 0.02 for v in lsb) and all(v[0] <= v[1] + 0.01 for v in msb)
     return [Finding("(ours) lsb first, the state holds the incoming carry (probe beats the current-digits "
-                    "rule); msb first, it cannot", "; ".join(ours), _verdict(verdicts))]
+                    "rule); msb first, it cannot", "; ".join(ours), verdict(verdicts))]
 
 
 def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callable[[Groups], list[Finding]]:
@@ -271,7 +232,7 @@ def heatmap(field_x: str, field_y: str, claim: str, expect: Callable) -> Callabl
             ours.append(f"{b}: fastest at " + ", ".join(f"{field_x}={x} {field_y}={y}" for x, y in leaders)
                         + f" ({_steps(cells[leaders[0]]):.0f} steps)")
             verdicts[b] = True if all(hits) else False if not any(hits) else None
-        return [Finding(claim, "; ".join(ours), _verdict(verdicts))]
+        return [Finding(claim, "; ".join(ours), verdict(verdicts))]
     return check
 
 

@@ -1,5 +1,5 @@
-"""The second lab's findings next to ours (the sentiment sweeps), as compare/findings.py does for
-the adder: per backend, *confirmed*, *contradicted* or *inconclusive* when the data cannot decide
+"""The second lab's findings next to ours (the sentiment sweeps), as compare/findings/adder.py does
+for the first study: per backend, *confirmed*, *contradicted* or *inconclusive* when the data cannot decide
 (the values tie within their 95 % intervals, or a needed config is missing or failed).
 
 Accuracy is each run's best test accuracy, mean over seeds. The lab's own numbers (IMDB, GloVe)
@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from compare import findings
-from compare.findings import Finding, Groups, _verdict
+from compare.findings.core import Finding, Groups, Judgement, each_backend, verdict
 from compare.stats import ACCURACY_MARGIN, Estimate, Group, accuracy, compare_means
 
 # The lab's test accuracy per (cell, layers, hidden) (../shared/STUDY.md).
@@ -36,9 +35,9 @@ def _better(a: Group, b: Group) -> bool | None:
 
 
 def _each_backend(groups: Groups, field: str, claim: str, needs: tuple,
-                  judge: Callable[[dict], tuple[str, bool | None]]) -> Finding:
-    """compare.findings' per-backend judgement; nothing here needs a run to reach 100 %."""
-    return findings._each_backend(groups, field, claim, needs, judge, needs_solves=False)
+                  judge: Callable[[dict], Judgement]) -> Finding:
+    """core.each_backend; nothing here needs a run to reach 100 %."""
+    return each_backend(groups, field, claim, needs, judge, needs_solves=False)
 
 
 def _fmt(values: dict) -> str:
@@ -114,7 +113,7 @@ def length(groups: Groups) -> list[Finding]:
         ours.append(f"{backend}: {text}")
         verdicts[backend] = ok
     return [Finding("a plain RNN forgets the start of long texts; LSTM and GRU keep it (the lab's reading "
-                    "of its 70 % vs 83 %)", "; ".join(ours), _verdict(verdicts))]
+                    "of its 70 % vs 83 %)", "; ".join(ours), verdict(verdicts))]
 
 
 CHECKS: dict[str, Callable[[Groups], list[Finding]]] = {

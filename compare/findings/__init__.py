@@ -1,0 +1,10 @@
+"""The studies' findings next to ours: which our runs confirm, which they contradict.
+
+core.py holds what every workload's findings share (a claim, what we saw, a verdict per
+backend); adder.py judges the first study's claims, sentiment.py the second lab's.
+"""
+
+from compare.findings import adder, sentiment
+
+# Each workload's checks by sweep name: compare.sweeps refuses a sweep its workload has none for.
+CHECKS = {"adder": adder.CHECKS, "sentiment": sentiment.CHECKS}
