@@ -40,7 +40,7 @@ from common.files import write_atomic
 from common.config import Config, ConfigError
 from common.threads import available_cores, host_threads
 from compare import devices
-from compare.equivalence import CONTROLS
+from compare.equivalence.core import CONTROLS
 
 # What runs differently on a GPU: model and runtime paths, a command-line run's record, the probe's
 # hidden states. (The GPU equivalence test is part 2; the bad-input tests never reach a device.)

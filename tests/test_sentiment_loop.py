@@ -4,7 +4,7 @@ import numpy as np
 
 from common.sentiment.config import TextConfig
 from common.sentiment.loop import by_length, fit, training_batch, widths
-from compare.sentiment_equivalence import synthetic_data
+from compare.equivalence.sentiment import synthetic_data
 from torch_impl.sentiment import Trainer
 
 

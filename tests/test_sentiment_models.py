@@ -6,7 +6,7 @@ import pytest
 
 from common.sentiment.config import TextConfig
 from common.sentiment.dataset import TextBatch, padded_width
-from compare.equivalence import BOUNDS, VARIANTS, relative
+from compare.equivalence.core import BOUNDS, VARIANTS, relative
 from jax_impl import sentiment as jax_sentiment
 from torch_impl import sentiment as torch_sentiment
 
@@ -103,7 +103,7 @@ def test_rounding_controls_change_a_run_only_at_rounding_level():
     """ulp nudges the initial weights by one ulp; reorder trains on the same rows in another order:
     both stay within float32 rounding of the plain run over a few steps, and neither is it."""
     from common.sentiment.loop import training_batch
-    from compare.sentiment_equivalence import synthetic_data
+    from compare.equivalence.sentiment import synthetic_data
 
     data = synthetic_data()
     cfg = TextConfig(hidden=12, batch_size=16, device="cpu", threads=1, train_embedding=True)
@@ -134,7 +134,7 @@ def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
     """A warm worker compiles a sentiment config once for all its seeds (jax_impl.sentiment._PROGRAMS);
     the reused programs must train a seed exactly as freshly compiled ones do."""
     from common.sentiment.loop import fit, widths
-    from compare.sentiment_equivalence import synthetic_data
+    from compare.equivalence.sentiment import synthetic_data
 
     data = synthetic_data()
     cfg = TextConfig(hidden=8, batch_size=16, eval_batch=32, steps=10, eval_every=5, device="cpu", threads=1, seed=1)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from compare.equivalence import BOUNDS
+from compare.equivalence.core import BOUNDS
 
 POSITIVE = ["good", "great", "fine", "lovely", "superb"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "boring"]
@@ -137,7 +137,7 @@ def test_a_run_killed_with_sigkill_resumes_and_ends_as_if_never_killed(backend, 
 def test_the_text_sweeps_fit_and_a_runaway_size_does_not():
     from common.sentiment.config import TextConfig
     from common.sentiment.run import memory_need
-    from compare.sentiment_equivalence import synthetic_data
+    from compare.equivalence.sentiment import synthetic_data
     from compare.sweeps import SWEEPS, expand
 
     data = synthetic_data()

@@ -1,5 +1,5 @@
 """Do the two backends compute the same sentiment classifier? (`python -m compare.equivalence
---task sentiment`.) The adder's checks (compare/equivalence.py) on texts of mixed lengths: the
+--task sentiment`.) The adder's checks (compare/equivalence/adder.py) on texts of mixed lengths: the
 same shared weights and batches in both backends, then logits, loss and every gradient (the
 embedding's included: it is trained here), an N-step Adam run, and padding invariance on each
 backend. The bounds are the adder's: the same cells, parameterisation and optimiser.
@@ -20,7 +20,7 @@ from rich.table import Table
 from common import backends
 from common.sentiment.config import TextConfig
 from common.sentiment.dataset import Encoded, TextBatch, TextData, padded_width, train_batch
-from compare.equivalence import RELU_FLOAT32_STEPS, STEPS, VARIANTS, Result, bounds_for, worst
+from compare.equivalence.core import RELU_FLOAT32_STEPS, STEPS, VARIANTS, Result, bounds_for, worst
 
 VOCAB, DIM, LONGEST = 200, 16, 40
 EXTRA_PAD = 24  # pad columns added for the padding check (beyond the ladder width)

@@ -1,10 +1,10 @@
-"""compare.sentiment_equivalence: the text classifier's cross-backend checks pass, and fail when
+"""compare.equivalence.sentiment: the text classifier's cross-backend checks pass, and fail when
 one backend is broken."""
 
 import subprocess
 import sys
 
-from compare import sentiment_equivalence as seq
+from compare.equivalence import sentiment as seq
 from jax_impl import sentiment as jax_sentiment
 
 

@@ -1,0 +1,5 @@
+"""Do the two backends compute the same thing? (`python -m compare.equivalence`, __main__.py.)
+
+core.py holds the bounds, the measurements behind them and the result of one variant; adder.py
+and sentiment.py run both backends on the same weights and batches of their workload.
+"""
