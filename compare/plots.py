@@ -61,10 +61,23 @@ def _mean_band(group: Group, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return steps, np.array([np.mean(by_step[s]) for s in steps]), bands[:, 0], bands[:, 1]
 
 
+# The training loss a curve plots: the mean since the previous eval where the records have it
+# (issue 27), else the loss of the one batch of each eval step (records written before).
+TRAIN_LOSS = {"train_loss_mean": "training loss (mean since last eval)",
+              "loss": "training loss (the eval step's batch)"}
+
+
+def train_loss_key(groups: dict[str, Group]) -> str:
+    """The key of the training loss one panel plots: the interval mean when every run has it."""
+    points = [p for g in groups.values() for r in g.records for p in r["curve"]]
+    return "train_loss_mean" if all("train_loss_mean" in p for p in points) else "loss"
+
+
 def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
            verdicts: dict[str, str] | None = None) -> None:
     """Loss and accuracy (exact match; test accuracy for sentiment) of both backends per config:
-    mean over seeds and its bootstrap band; each panel titled with the config and its verdict."""
+    mean over seeds and its bootstrap band; each panel titled with the config and its verdict.
+    The loss panel shows the training loss (TRAIN_LOSS) and, for sentiment, the test loss."""
     labels = list(groups)
     cols = min(_COLUMNS, len(labels))
     blocks = math.ceil(len(labels) / cols)
@@ -72,16 +85,21 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
                              sharex=False)
     first = next(iter(next(iter(groups.values())).values())).records[0]
     accuracy_key = CURVE_ACCURACY[task(first)]
+    test_loss = task(first) == "sentiment"
     for i, label in enumerate(labels):
         top, col = 2 * (i // cols), i % cols
         loss_ax, acc_ax = axes[top, col], axes[top + 1, col]
+        loss_key = train_loss_key(groups[label])
+        series = [(loss_ax, loss_key, ""), (acc_ax, accuracy_key, "")]
+        if test_loss:
+            series.append((loss_ax, "test_loss", " test"))
         for backend, group in sorted(groups[label].items()):
-            for ax, key in ((loss_ax, "loss"), (acc_ax, accuracy_key)):
+            for ax, key, what in series:
                 steps, mean, lo, hi = _mean_band(group, key)
                 if not len(steps):
                     continue
-                ax.plot(steps, mean, STYLES.get(backend, "-"), color=COLOURS.get(backend),
-                        label=backend, lw=1.4)
+                ax.plot(steps, mean, STYLES.get(backend, "-"), color=COLOURS.get(backend), label=backend + what,
+                        lw=1.4, **({"marker": "o", "ms": 2.5} if what else {}))
                 ax.fill_between(steps, lo, hi, color=COLOURS.get(backend), alpha=0.2, lw=0)
             diverged = group.count("diverged")
             if diverged:
@@ -94,7 +112,7 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
         lo, hi = loss_ax.get_ylim()
         if hi / lo < 10:  # within one decade only minor ticks exist: label them plainly
             loss_ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
-        loss_ax.set_ylabel("training loss", fontsize=8)
+        loss_ax.set_ylabel(TRAIN_LOSS[loss_key] + ("\nand test loss (dots)" if test_loss else ""), fontsize=8)
         acc_ax.set_ylabel("test accuracy" if accuracy_key == "test_acc" else "exact match (held out)", fontsize=8)
         acc_ax.set_xlabel("step", fontsize=8)
         acc_ax.set_ylim(-0.03, 1.03)
