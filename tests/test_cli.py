@@ -189,6 +189,21 @@ def test_a_serve_request_may_ask_for_checkpoints(tmp_path):
     assert bad["status"] == "error" and bad["error"].startswith("refused: --checkpoint_every=-1: must be >= 0")
 
 
+def test_a_serve_request_for_a_sentiment_run_may_ask_for_checkpoints(tmp_path):
+    """compare.run checkpoints long sentiment runs as it does adder runs (CheckpointPolicy)."""
+    request = {"task": "sentiment", "config": {"hidden": 8, "batch_size": 16, "steps": 4, "eval_every": 2,
+                                               "device": "cpu", "threads": 1},
+               "seeds": 1, "out": str(tmp_path / "run.json"), "log": str(tmp_path / "run.log"),
+               "checkpoint": {"every": 1, "dir": str(tmp_path / "ckpt")}}
+    worker = subprocess.run([sys.executable, "-m", "torch_impl", "--serve", "--threads", "1", "--device", "cpu"],
+                            input=json.dumps(request) + "\n", capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, worker.stderr
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "ok" and [p["step"] for p in record["curve"]] == [2, 4]
+    assert record["timing"]["checkpoint_s"] > 0 and record["timing"]["resumed_from"] == []
+    assert list((tmp_path / "ckpt").iterdir()) == []
+
+
 @pytest.mark.parametrize("backend, request_", [
     ("jax", {"task": "sentiment", "config": {"steps": 2, "device": "cpu", "threads": 1}}),
     ("torch", {"config": {"digits": 3, "hidden": 8, "steps": 2, "device": "cpu", "threads": 1}}),

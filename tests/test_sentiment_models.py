@@ -137,8 +137,12 @@ def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
     from compare.equivalence.sentiment import synthetic_data
 
     data = synthetic_data()
-    cfg = TextConfig(hidden=8, batch_size=16, eval_batch=32, steps=10, eval_every=5, device="cpu", threads=1, seed=1)
-    scores = lambda record: [(p["step"], p["loss"], p["train_loss_mean"], p["test_acc"]) for p in record["curve"]]  # noqa: E731
+    cfg = TextConfig(hidden=8, batch_size=16, eval_batch=32, steps=10, eval_every=5, device="cpu", threads=1,
+                     seed=1)
+
+    def scores(record):
+        return [(p["step"], p["loss"], p["train_loss_mean"], p["test_acc"]) for p in record["curve"]]
+
     jax_sentiment._PROGRAMS.clear()
     fresh = jax_sentiment.Trainer(cfg, data.embedding)
     fresh_scores = scores(fit(cfg, fresh, data))
