@@ -1,4 +1,4 @@
-"""compare.baselines: the plain loops the bench measures our backends against must be real
+"""compare.bench.baselines: the plain loops the bench measures our backends against must be real
 training loops of the handout's model on correct sums."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from common.config import Config
 from common.data import to_int
-from compare.baselines import HANDOUT_HIGH, handout_batch, plain_loop, supports
+from compare.bench.baselines import HANDOUT_HIGH, handout_batch, plain_loop, supports
 
 
 def test_handout_batches_are_correct_sums_of_the_handout_range():

@@ -18,11 +18,14 @@ import time
 from typing import Any
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 from common import backends
 from common.params import GATES
 from common.sentiment.config import TextConfig
 from common.sentiment.dataset import TextBatch, padded_width
+from compare.bench.core import matmul_peak, time_arms
 
 BATCH, SHORTEST, LONGEST, VOCAB, DIM = 64, 50, 400, 25_000, 100
 CASES = {f"text-{cell}-{hidden}": TextConfig(cell=cell, hidden=hidden, batch_size=BATCH, max_len=LONGEST)
@@ -63,11 +66,9 @@ def pad_share(batch: TextBatch) -> float:
     return 1 - float(batch.lengths.sum()) / batch.ids.size
 
 
-def worker(backend: str, case: str, device: str, threads: int, quick: bool, peak) -> dict[str, Any]:
+def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> dict[str, Any]:
     """One backend on one text case: build, compile (JAX: every width the batches have), a first
     step, then the two kinds of batch in interleaved blocks."""
-    from compare.bench import _time_arms  # noqa: PLC0415  (bench imports this module)
-
     cfg = CASES[case].replace(device=device, threads=threads)
     start = time.perf_counter()
     sentiment = backends.module(backend, "sentiment")
@@ -95,7 +96,7 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool, peak
         packed.step(kinds["random"][0])
         arms.update({f"packed_{kind}_step_s": (lambda i, group=group: packed.step(group[i % len(group)]),
                                                packed.loss) for kind, group in kinds.items()})
-    times = _time_arms(arms, blocks, block_steps)
+    times = time_arms(arms, blocks, block_steps)
     packed_s = {k: statistics.median(v) for k, v in times.items() if k.startswith("packed_")}
     env = trainer.env()
     real = {kind: statistics.fmean(float(b.lengths.sum()) for b in group) for kind, group in kinds.items()}
@@ -106,4 +107,27 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool, peak
             "flops": flops_per_step(cfg, real["random"]), "bucketed_flops": flops_per_step(cfg, real["bucketed"]),
             "pad_share": statistics.fmean(pad_share(b) for b in kinds["random"]),
             "bucketed_pad_share": statistics.fmean(pad_share(b) for b in kinds["bucketed"]),
-            **packed_s, "peak_gflops": peak(backend, trainer.device, env["device"]), "env": env}
+            **packed_s, "peak_gflops": matmul_peak(backend, trainer.device, env["device"]), "env": env}
+
+
+def print_table(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = Table(title="Sentiment model: batches of 64 texts of 50..400 tokens, random lengths vs length "
+                        "buckets (GFLOP/s of real tokens only)")
+    for col in ("case", "thr", "backend", "compile s", "random: step s", "pad", "GFLOP/s", "eff.",
+                "bucketed: step s", "pad", "GFLOP/s", "eff.", "bucketed speed-up", "PyTorch packed: step s random/bucketed"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("case", "backend") else "right")
+    f = lambda x, spec: "–" if x is None else f"{x:{spec}}"  # noqa: E731
+    for r in rows:
+        table.add_row(r["case"], str(r["threads"]), r["backend"], f(r["compile_warm_s"] or r["compile_cold_s"], ".2f"),
+                      f(r["step_s"], ".3f"), f"{r['pad_share']:.0%}", f(r["gflops"], ".1f"),
+                      f"{r['efficiency']:.0%}", f(r["bucketed_step_s"], ".3f"), f"{r['bucketed_pad_share']:.0%}",
+                      f(r["bucketed_gflops"], ".1f"), f"{r['bucketed_efficiency']:.0%}",
+                      f"x{r['step_s'] / r['bucketed_step_s']:.2f}",
+                      f"{f(r.get('packed_random_step_s'), '.3f')} / {f(r.get('packed_bucketed_step_s'), '.3f')}")
+    console.print(table)
+    console.print("pad: the share of a padded batch's positions that are padding (JAX's masked scan and "
+                  "PyTorch's padded batch compute them); eff. = GFLOP/s of real tokens over the same run's "
+                  "matmul peak. Compile: JAX, every batch width (warm cache; cold on the first repeat). "
+                  "PyTorch packed: the lab's pack_padded_sequence (--pack), which computes real tokens only.")
