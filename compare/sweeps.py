@@ -14,6 +14,8 @@ from typing import Any
 
 from common.config import H0_MODES, Config, ConfigError
 from common.sentiment.config import TextConfig
+from compare.findings import CHECKS
+from compare.stats import CURVE_TOLERANCE, NOISE, agreements
 
 QUICK = {"steps": 300, "eval_every": 20, "lr": 1e-2}
 PAPER: dict[str, Any] = {}
@@ -70,7 +72,22 @@ def _test_lengths(point: dict[str, Any], preset: str) -> dict[str, Any]:
         ((1, 2, 10, 100, 1000), (10, 100, 1000, 10000))
     return {"test_lengths": tuple(sorted({n * f for f in factors} | set(fixed)))}
 
-SWEEPS = {s.name: s for s in [
+
+def table(sweeps: list[Sweep]) -> dict[str, Sweep]:
+    """The sweeps by name. A name taken twice, or a sweep its workload has no findings entry for
+    (compare.findings CHECKS: the report judges every sweep; an empty list of claims is an entry),
+    is refused here, when the table is built, not by the report after the sweep's runs."""
+    by_name: dict[str, Sweep] = {}
+    for sweep in sweeps:
+        if sweep.name in by_name:
+            raise ValueError(f"sweep {sweep.name!r}: a second sweep of that name")
+        if sweep.name not in CHECKS.get(sweep.task, {}):
+            raise ValueError(f"sweep {sweep.name!r}: compare/findings/{sweep.task}.py has no CHECKS entry for it")
+        by_name[sweep.name] = sweep
+    return by_name
+
+
+SWEEPS = table([
     Sweep("layers", "recurrent layers (handout model otherwise)",
           {"layers": (1, 2, 3, 4, 10)}, {"layers": (1, 2, 3, 4, 10)}),
     Sweep("cells", "rnn vs lstm vs gru, 3 layers",
@@ -136,7 +153,7 @@ SWEEPS = {s.name: s for s in [
     # test accuracy): rnn 0.69 (the majority class is 0.70), lstm 0.85, gru 0.86; without filler
     # all three reach 0.83-0.86. At 25 tokens or more every cell stays at the majority class
     # (and did at 50 and 150 with hidden 64): the budget, not the cell, is then what fails.
-]}
+])
 ALL = "all"
 PRESETS = ("quick", "paper")
 
@@ -207,8 +224,6 @@ def follow_ups(runs: list[Run], records: dict[str, dict[str, Any]], control: str
     the float64 curves part too and nothing explains it yet, each backend's control in float64
     (unless `control` or `confirm64` is none). Call again after running them: float64 runs follow
     their controls, float64 controls their float64 runs."""
-    from compare.stats import CURVE_TOLERANCE, NOISE, agreements  # noqa: PLC0415  (stats imports nothing from here)
-
     related = related_keys(runs, control)
     done = [rec for key, rec in records.items() if key in related]
     by_label: dict[tuple[str, str], list[Run]] = {}
