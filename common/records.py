@@ -12,6 +12,7 @@ import datetime
 import platform
 from typing import Any
 
+from common import cpu
 from common.config import Config
 
 ADDER = "adder"
@@ -64,6 +65,7 @@ def timestamp() -> str:
 
 
 def environment(framework: dict[str, Any], cores: list[int], thread_policy: str) -> dict[str, Any]:
-    """A record's `env`: the backend's own description (framework, device, threads) and where it ran."""
+    """A record's `env`: the backend's own description (framework, device, threads) and where it ran,
+    the host CPU and any instruction-set caps included (float32 outcomes ride on them: common/cpu.py)."""
     return {**framework, "cores": cores, "thread_policy": thread_policy, "python": platform.python_version(),
-            "host": platform.node()}
+            "host": platform.node(), **cpu.describe()}

@@ -66,4 +66,5 @@ def describe(device: torch.device) -> dict[str, Any]:
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "matmul_precision": torch.backends.cuda.matmul.fp32_precision,
         "flush_denormal": bool(torch.tensor([1e-40]).mul(1.0).item() == 0.0),  # configure() sets it
+        "kernel_isa": torch.backends.cpu.get_cpu_capability(),  # ATen's vectorised kernels (common/cpu.py)
     }
