@@ -240,16 +240,22 @@ def verdicts(out):
 
 
 def test_rounding_chaos_is_not_called_a_difference(tmp_path):
-    # relu parts at seed 0 of the quick preset (a 190 % loss gap by step 300); its reorder control
-    # parts as far, so the verdict is rounding noise, never DIFFERENT.
-    out = tmp_path / "act"
-    result = harness("--sweep", "activation", "--seeds", "1", "--out", str(out))
+    # The parting is certain by construction, not found on one CPU: at lr 0.5 the tanh RNN is
+    # chaotic even in float64 (its float64 curves part by 140 % within 300 steps), so the rounding
+    # difference between any two float32 kernels grows to O(1), and JAX's and PyTorch's kernels
+    # differ at rounding level on every CPU. Measured on AVX-512 and with the kernels capped at
+    # AVX2: both configs part by step 20 (gaps 0.61-0.94 of the starting loss), each one's reorder
+    # control parts by 1.9-2.2: rounding noise, never DIFFERENT, and no float64 run needed. (The
+    # quick preset's relu run, used before, parts on some CPUs and not on others.)
+    out = tmp_path / "carry"
+    result = harness("--sweep", "carry", "--seeds", "1", "--set", "lr=0.5", "--set", "steps=100",
+                     "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert verdicts(out) == {"activation=tanh": "same trajectory", "activation=relu": "parted within rounding noise"}
-    controls = [r for r in records(out) if r["role"] == "control"]
-    assert {(r["backend"], r["config"]["control"], r["label"]) for r in controls} == {
-        ("jax", "reorder", "activation=relu"), ("torch", "reorder", "activation=relu")}
-    assert (out / "activation_gap.png").read_bytes()[:4] == b"\x89PNG"
+    assert verdicts(out) == {"carry_state=False": NOISE, "carry_state=True": NOISE}
+    follow = {(r["backend"], r["role"], r["config"]["control"], r["label"]) for r in records(out) if r["role"] != "main"}
+    assert follow == {(b, "control", "reorder", label) for b in ("jax", "torch")
+                      for label in ("carry_state=False", "carry_state=True")}
+    assert (out / "carry_gap.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_broken_backend_is_called_different(tmp_path):
