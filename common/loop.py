@@ -15,13 +15,13 @@ from common.config import Config
 from common.data import Batch, eval_chunk_size, eval_chunks, eval_set, train_batch
 from common.params import Params
 from common.probe import probe_states
+from common import training
 from common.training import Alone, Lockstep, fit_group
-from common.training import Trainer as Steppable
 
 _PROBE_SEQUENCES = 1000  # held-out sequences whose hidden states the probe sees
 
 
-class Trainer(Steppable, Protocol):
+class Trainer(training.Trainer, Protocol):
     """What each backend's `train.Trainer` provides (same names in jax_impl and torch_impl): the
     loop's methods (common.training.Trainer: loss, loss_mean, nonfinite_step, training_state,
     restore, compile_cache, backend) and these."""

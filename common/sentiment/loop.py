@@ -16,11 +16,11 @@ from common.controls import reorder_rows
 from common.params import Params
 from common.sentiment.config import TextConfig
 from common.sentiment.dataset import TextBatch, TextData, eval_batches, padded_width, train_batch
+from common import training
 from common.training import Alone, fit_group
-from common.training import Trainer as Steppable
 
 
-class Trainer(Steppable, Protocol):
+class Trainer(training.Trainer, Protocol):
     """What each backend's `sentiment.Trainer(cfg, embedding)` provides (jax_impl and torch_impl):
     the loop's methods (common.training.Trainer) and these."""
 
