@@ -13,7 +13,7 @@ from common.backends import BACKENDS
 from common.files import write_atomic
 from common.config import Config
 from common.sentiment.config import TextConfig
-from compare import plots
+from compare import plots, sequential
 from compare.findings import CHECKS
 from compare.findings.adder import accuracy_at, probe_accuracy, study_steps
 from common.threads import CONTENDED
@@ -174,7 +174,8 @@ def _heading(name: str, records: list[dict[str, Any]], defaults, whose: str) -> 
             f"`{', '.join(f'{k}={v}' for k, v in sorted(fixed.items())) or 'none'}`", ""]
 
 
-def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> tuple[str, list]:
+def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
+                        design: sequential.Design | None = None) -> tuple[str, list]:
     """A sentiment sweep: accuracy and learning speed per config and backend, the agreement
     verdicts, and the lab's findings and numbers beside ours."""
     sweep = SWEEPS[name]
@@ -199,7 +200,7 @@ def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path)
                          f"{_fmt(lab, '.3f')} | {g.timing('run_steps_per_s')} | {g.timing('compile_s')} |")
     lines += ["", "Mean over seeds with its 95 % interval (cut to the quantity's range). *Best test accuracy* "
               "is each run's best eval; *the lab*: its test accuracy at the same cell, layers and hidden size.", ""]
-    verdicts = {a.label: a for a in agreements(records)}
+    verdicts = {a.label: a for a in agreements(records, sequential.comparer(design) if design else None)}
     if verdicts:
         lines += _agreement_section(name, verdicts, records, out_dir)
     if any(r.get("lengths") for r in records):
@@ -238,10 +239,11 @@ def _text_lengths_table(groups: dict[str, dict[str, Group]]) -> list[str]:
     return lines + [""]
 
 
-def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> tuple[str, list]:
+def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
+                   design: sequential.Design | None = None) -> tuple[str, list]:
     sweep = SWEEPS[name]
     if sweep.task == "sentiment":
-        return _text_sweep_section(name, records, out_dir)
+        return _text_sweep_section(name, records, out_dir, design)
     groups = group_records(records)
     lines = _heading(name, records, Config(), "handout")
 
@@ -261,7 +263,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
                   "one vmapped program (`--vmap_seeds`), so its figure is the group's steps/s times "
                   "the seeds in it.", ""]
 
-    verdicts = {a.label: a for a in agreements(records)}
+    verdicts = {a.label: a for a in agreements(records, sequential.comparer(design) if design else None)}
     if verdicts:
         lines += _agreement_section(name, verdicts, records, out_dir)
 
@@ -316,14 +318,18 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path) -> t
     return "\n".join(lines), _summary_rows(name, groups, verdicts)
 
 
-def write(out_dir: Path, records: list[dict[str, Any]], header: list[str]) -> None:
-    """Rebuild summary.csv, report.md and the PNGs from these records (one or more sweeps)."""
+def write(out_dir: Path, records: list[dict[str, Any]], header: list[str],
+          design: sequential.Design | None = None) -> None:
+    """Rebuild summary.csv, report.md and the PNGs from these records (one or more sweeps); with
+    `design` (--seeds auto), the jax − torch comparisons are its staged ones, summed up first."""
     by_sweep: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_sweep.setdefault(r["sweep"], []).append(r)
     sections, rows = [], []
+    if design:
+        header = header + [""] + staged_section(by_sweep, design)
     for name in (n for n in SWEEPS if n in by_sweep):
-        text, sweep_rows = _sweep_section(name, by_sweep[name], out_dir)
+        text, sweep_rows = _sweep_section(name, by_sweep[name], out_dir, design)
         sections.append(text)
         rows += sweep_rows
 
@@ -333,6 +339,49 @@ def write(out_dir: Path, records: list[dict[str, Any]], header: list[str]) -> No
     writer.writerows(rows)
     write_atomic(out_dir / "summary.csv", buf.getvalue())
     write_atomic(out_dir / "report.md", "\n".join(header + [""] + sections + time_section(records)))
+
+
+def staged_section(by_sweep: dict[str, list[dict[str, Any]]], design: sequential.Design) -> list[str]:
+    """--seeds auto: one line on what the stages decided and what they cost against a fixed
+    --seeds of the cap, then every jax − torch comparison with its verdict, stage and seeds."""
+    rows, runs, fixed = [], 0, 0
+    for name in (n for n in SWEEPS if n in by_sweep):
+        records = by_sweep[name]
+        groups = group_records(records)
+        runs += sum(len(g.records) for by_backend in groups.values() for g in by_backend.values())
+        fixed += design.cap * sum(len(by_backend) for by_backend in groups.values())
+        names = MEASURES[task(records[0])]
+        for a in agreements(records, sequential.comparer(design)):
+            rows += [(name, a.label, measure, c) for measure, c in zip(names, (a.final, a.solve))]
+    decided = [c for *_, c in rows if c.decided]
+    capped = [c for *_, c in rows if c.at_cap]
+    stages = ", ".join(map(str, design.stages))
+    lines = [f"**Seeds auto** (stages of {stages} seeds): {len(decided)} of {len(rows)} jax − torch comparisons "
+             f"decided ({sum(c.verdict == 'same' for c in decided)} same, "
+             f"{sum(c.verdict == 'different' for c in decided)} different), "
+             f"{len(capped)} undecided at the cap, {len(rows) - len(decided) - len(capped)} not yet at it; "
+             f"{runs} runs, against {fixed} at a fixed `--seeds {design.cap}`"
+             + (f" ({100 * (1 - runs / fixed):.0f} % fewer)" if fixed else "") + ".", "",
+             "Seeds were added, a stage at a time, only to configs whose comparison was still undecided. Each "
+             "stage's look has its own boundary (a group-sequential design, O'Brien–Fleming-type alpha "
+             "spending; compare/sequential.py), so over all stages identical backends are called *different* "
+             f"at most {100 * design.alpha:.0f} % of the time, and a difference beyond the margin *same* at most "
+             f"{100 * design.alpha:.0f} % of the time, as tests/test_sequential.py shows by simulation; looking after "
+             "every stage with the fixed test instead would not hold these. A verdict is final at the stage "
+             "that reached it (later seeds, added for another comparison, do not revisit it); the interval is "
+             "that stage's repeated 95 % confidence interval. An undecided one at the cap needs more seeds "
+             "(`--max_seeds`): the estimate is what its spread would need in a fixed design. The findings "
+             "below are judged on the seeds each config got; their comparisons are not part of this design.",
+             "", "| sweep | config | measure | jax − torch | verdict | stage | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for name, label, measure, c in rows:
+        when = (f"{c.stage + 1} of {len(design.stages)}" if c.decided else
+                f"undecided after {c.stage + 1}" + (f"; next: {c.next_seeds} seeds" if c.next_seeds else
+                                                    f" (the cap); ~{c.seeds_needed} seeds would decide"
+                                                    if c.seeds_needed else " (the cap)"))
+        diff = "–" if c.diff is None else f"{c.diff:+.3g} [{c.ci95[0]:+.3g}, {c.ci95[1]:+.3g}]"
+        lines.append(f"| {name} | {label} | {measure} | {diff} | {c.verdict} | {when} | {c.seeds} |")
+    return lines + [""]
 
 
 def _contention_note(groups: dict[str, dict[str, Group]]) -> str:

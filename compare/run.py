@@ -5,6 +5,7 @@
     python -m compare.run --sweep lr --preset paper --seeds 5 --jobs 2 --out results/lr
     python -m compare.run --sweep digits --set batch_size=100 --set threads=2
     python -m compare.run --sweep all --preset paper --engine ray --address HEAD:6379
+    python -m compare.run --sweep all --seeds auto --max_seeds 12   # seeds where jax − torch is undecided
 
 Rerunning the same command with the same --out resumes: finished runs are skipped.
 """
@@ -12,6 +13,7 @@ Rerunning the same command with the same --out resumes: finished runs are skippe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import datetime
 import shlex
@@ -32,7 +34,7 @@ from common.sentiment.config import TextConfig
 from common.sentiment.packages import INSTALL
 from common.files import writing
 from common.threads import available_cores, host_threads
-from compare import devices, report
+from compare import devices, report, sequential
 from compare.runner import RESULTS, Busy, CheckpointPolicy, ResultsError, execute, load_results, lock_out, pending
 from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups, related_keys
 
@@ -47,7 +49,10 @@ def define_flags() -> None:
     flags.DEFINE_string("sweep", None, f"one of: {', '.join([*SWEEPS, ALL])}")
     flags.DEFINE_bool("list", False, "list the sweeps, what they vary and their presets")
     flags.DEFINE_list("backends", list(BACKENDS), "backends to run")
-    flags.DEFINE_integer("seeds", 3, f"repeats (seeds 0..K-1) of every config, at most {MAX_SEEDS}")
+    flags.DEFINE_string("seeds", "3", f"repeats (seeds 0..K-1) of every config, at most {MAX_SEEDS}; auto: "
+                        f"{sequential.MIN_SEEDS}, then more in stages only where a jax − torch comparison "
+                        "is still undecided (compare/sequential.py), up to --max_seeds")
+    flags.DEFINE_integer("max_seeds", sequential.MAX_SEEDS, "--seeds auto: the most seeds any config gets")
     flags.DEFINE_enum("preset", "quick", PRESETS, "quick: minutes on a CPU; paper: the reports' settings")
     flags.DEFINE_string("out", None, "output directory (default results/SWEEP-PRESET)")
     flags.DEFINE_multi_string("set", [], "override a config field for the whole sweep, e.g. --set digits=50")
@@ -141,8 +146,7 @@ def main(argv: list[str]) -> None:
     twice = sorted({b for b in F.backends if F.backends.count(b) > 1})
     if twice:
         fail(f"--backends={','.join(F.backends)}: {twice[0]} is named twice")
-    if not 1 <= F.seeds <= MAX_SEEDS:
-        fail(f"--seeds={F.seeds}: must be in [1, {MAX_SEEDS}]")
+    seeds, design = seeding(F)
     if F.checkpoint_every is not None and F.checkpoint_every < 0:
         fail(f"--checkpoint_every={F.checkpoint_every}: must be >= 0 (0: no checkpoints)")
     cores = len(available_cores())
@@ -167,10 +171,10 @@ def main(argv: list[str]) -> None:
             swept = set(overrides) & set(SWEEPS[name].axes(F.preset))
             if swept:
                 raise ConfigError(f"--set {sorted(swept)[0]}=…: sweep {name} varies {sorted(swept)[0]} itself")
-        runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds,
+        runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, seeds,
                                                     _applicable(overrides, name, F.sweep))]
         if not joined:  # on a cluster, each worker checks that its run fits its node
-            check_memory(runs, F.jobs or 1, F.seeds if F.vmap_seeds else 1)
+            check_memory(runs, F.jobs or 1, (design.cap if design else seeds) if F.vmap_seeds else 1)
         check_text_data(runs)
         check_out_dir(out_dir)
         if F.checkpoint_dir is not None:
@@ -180,15 +184,36 @@ def main(argv: list[str]) -> None:
     except ConfigError as e:
         fail(str(e))
     try:
-        _sweep(console, F, names, overrides, out_dir, cores, engine)
+        _sweep(console, F, names, overrides, out_dir, cores, engine, seeds, design)
     finally:
         if engine is not None:
             engine.close()
 
 
+def seeding(F) -> tuple[int, sequential.Design | None]:
+    """--seeds and --max_seeds: the seeds every config gets first, and the staged design that
+    adds more (None for a fixed --seeds K)."""
+    if F.seeds == "auto":
+        if not sequential.MIN_SEEDS <= F.max_seeds <= MAX_SEEDS:
+            fail(f"--max_seeds={F.max_seeds}: must be in [{sequential.MIN_SEEDS}, {MAX_SEEDS}]")
+        design = sequential.Design.up_to(F.max_seeds)
+        return design.stages[0], design
+    if F["max_seeds"].present:
+        fail(f"--max_seeds={F.max_seeds}: only with --seeds auto")
+    try:
+        seeds = int(F.seeds)
+    except ValueError:
+        seeds = 0
+    if not 1 <= seeds <= MAX_SEEDS:
+        fail(f"--seeds={F.seeds}: must be in [1, {MAX_SEEDS}] or auto")
+    return seeds, None
+
+
 def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out_dir: Path, cores: int,
-           engine) -> None:
-    """The sweep, once its command is checked: on this machine, or on `engine` (Ray)."""
+           engine, seeds: int, design: sequential.Design | None) -> None:
+    """The sweep, once its command is checked: on this machine, or on `engine` (Ray). With a
+    `design` (--seeds auto), its first stage's seeds, then a stage at a time more seeds for the
+    configs whose jax − torch comparisons are still undecided."""
     joined = engine is not None and engine.joined
     try:
         # Validated first (a bad --set fails at once); then every run gets the one device,
@@ -196,7 +221,7 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
         resolve = engine.resolve_device if joined else devices.resolve
         device, device_note = resolve(overrides.get("device", "auto"), F.backends)
         overrides["device"] = device
-        runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, F.seeds,
+        runs = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, seeds,
                                                     _applicable(overrides, name, F.sweep))]
         if engine is not None:  # as many slots as its nodes hold, at most
             shape = max((engine.shape(r) for r in runs), default=(1, 0))
@@ -209,11 +234,17 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
         if joined:
             F.jobs = F.jobs or room
         else:
-            F.jobs = F.jobs or auto_jobs(runs, cores, F.seeds if F.vmap_seeds else 1)
+            F.jobs = F.jobs or auto_jobs(runs, cores, (design.cap if design else seeds) if F.vmap_seeds else 1)
     except ConfigError as e:
         fail(str(e))
     plan = (f"sweep {F.sweep} ({F.preset}): {len(runs)} runs = configs x {len(F.backends)} "
-            f"backends x {F.seeds} seeds, {F.jobs} at a time -> {out_dir}")
+            f"backends x {seeds} seeds, {F.jobs} at a time -> {out_dir}")
+    if design:
+        worst = len(runs) // seeds * design.cap
+        plan = (f"sweep {F.sweep} ({F.preset}): seeds auto, in stages of {', '.join(map(str, design.stages))} "
+                f"seeds: {len(runs)} runs at the first stage, at most {worst} = configs x {len(F.backends)} "
+                f"backends x {design.cap} seeds if no comparison is decided early (follow-ups besides), "
+                f"{F.jobs} at a time -> {out_dir}")
     if F.dry_run:
         _dry_run(console, runs, out_dir, device_note, plan)
         return
@@ -231,22 +262,28 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
     console.print(plan)
     start = time.perf_counter()
     checkpoints = CheckpointPolicy(F.checkpoint_every, Path(F.checkpoint_dir or out_dir / "checkpoints").resolve())
-    done = _execute(runs, out_dir, F.jobs, console, F.vmap_seeds, F.retry_errors, F.fresh_workers, engine, checkpoints)
+    execute_ = functools.partial(_execute, out_dir=out_dir, jobs=F.jobs, console=console,
+                                 retry_errors=F.retry_errors, fresh_workers=F.fresh_workers, engine=engine,
+                                 checkpoints=checkpoints)
+    stage = f"stage 1/{len(design.stages)}: {seeds} seeds" if design else "runs"
+    done = execute_(runs, vmap_seeds=F.vmap_seeds, title=stage)
     main_s = time.perf_counter() - start
-    extra: list = []
-    while True:  # controls first; float64 where they leave a parting unexplained; float64 controls
-        # where float64 parts too
-        tried = {r.key for r in extra}  # a follow-up that fails again is not retried in a loop
-        todo = [r for r in pending(follow_ups(runs, done, F.controls, F.confirm64), done, F.retry_errors)
-                if r.key not in tried]
-        if not todo:
+    done, extra = _follow_up(runs, done, [], F, console, execute_, stage)
+    for k in range(1, len(design.stages) if design else 0):
+        candidates = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, design.stages[k],
+                                                          _applicable(overrides, name, F.sweep))]
+        added = next_stage(runs, done, design, k, F.controls, candidates)
+        if not added:
             break
-        kinds = sorted({{"control": "a control", "control64": "a float64 control"}.get(r.role, "float64")
-                        for r in todo})
-        console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
-                      f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
-        done = _execute(todo, out_dir, F.jobs, console, False, F.retry_errors, F.fresh_workers, engine, checkpoints)
-        extra += todo
+        stage = f"stage {k + 1}/{len(design.stages)}: {design.stages[k]} seeds"
+        console.print(f"{stage}: {len({(r.sweep, r.label) for r in added})} config(s) whose jax − torch "
+                      f"comparisons are still undecided get seeds {design.stages[k - 1]}..{design.stages[k] - 1} "
+                      f"({len(added)} runs)")
+        step = time.perf_counter()
+        done = execute_(added, vmap_seeds=F.vmap_seeds, title=stage)
+        main_s += time.perf_counter() - step
+        runs = runs + added
+        done, extra = _follow_up(runs, done, extra, F, console, execute_, stage)
     if extra:
         console.print(f"the sweep's runs took {main_s:.0f} s, the follow-ups {time.perf_counter() - start - main_s:.0f} s")
     retried = sum(before.get(r.key, {}).get("status") == "error" for r in runs + extra)
@@ -257,7 +294,9 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
     header = [f"# RNN adder, JAX vs PyTorch: sweep `{F.sweep}`, preset `{F.preset}`", "",
               f"- command: `python -m compare.run {shlex.join(sys.argv[1:])}`",
               f"- written: {datetime.datetime.now().isoformat(timespec='seconds')}; "
-              f"{len(records)} runs, {F.seeds} seeds, {F.jobs} parallel job(s)"
+              f"{len(records)} runs, "
+              + (f"seeds auto (stages {', '.join(map(str, design.stages))})" if design else f"{seeds} seeds")
+              + f", {F.jobs} parallel job(s)"
               + (f"; {retried} run(s) that had failed were retried" if retried else "")
               + (f"; engine ray, {engine.summary()}" if engine is not None else "")
               + (f"; {lost} run(s) lost with their Ray node or worker were run again" if lost else ""),
@@ -270,7 +309,7 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
         warning = f"WARNING: these runs are not all on one device ({ran})"
         console.print(f"[red]{escape(warning)}[/]")
         header.append(f"- **{warning}**: rerun into a fresh --out to compare timings")
-    report.write(out_dir, records, header)
+    report.write(out_dir, records, header, design)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {out_dir / 'report.md'}, "
                   f"{out_dir / 'summary.csv'}, {out_dir / RESULTS}")
     if retried:
@@ -284,16 +323,54 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
         sys.exit(1)
 
 
+def _follow_up(runs: list[Run], done: dict[str, dict[str, Any]], extra: list[Run], F, console: Console,
+               execute_, stage: str) -> tuple[dict[str, dict[str, Any]], list[Run]]:
+    """The follow-ups of parted configs (controls first; float64 where they leave a parting
+    unexplained; float64 controls where float64 parts too), run until none is wanted: every
+    record by key, and `extra` with the follow-ups run."""
+    extra = list(extra)
+    tried = {r.key for r in extra}  # a follow-up that fails again is not retried in a loop
+    while True:
+        todo = [r for r in pending(follow_ups(runs, done, F.controls, F.confirm64), done, F.retry_errors)
+                if r.key not in tried]
+        if not todo:
+            return done, extra
+        kinds = sorted({{"control": "a control", "control64": "a float64 control"}.get(r.role, "float64")
+                        for r in todo})
+        console.print(f"{len({(r.sweep, r.label) for r in todo})} config(s) whose curves parted: "
+                      f"{' and '.join(kinds)} of the seed that parted most, on each backend ({len(todo)} runs)")
+        done = execute_(todo, vmap_seeds=False, title=f"{stage}, follow-ups" if stage != "runs" else stage)
+        extra += todo
+        tried |= {r.key for r in todo}
+
+
+def next_stage(runs: list[Run], done: dict[str, dict[str, Any]], design: sequential.Design, k: int,
+               control: str, candidates: list[Run]) -> list[Run]:
+    """Stage k's runs: of `candidates` (every config's runs at stage k's seeds), seeds
+    stages[k-1]..stages[k]-1 of each config whose jax − torch comparisons, read from every record
+    of its sweep so far (`runs` and their follow-ups of kind `control`), are not decided yet."""
+    wanted = related_keys(runs, control)
+    undecided = set()
+    for name in dict.fromkeys(r.sweep for r in runs):
+        records = [r for key, r in done.items() if key in wanted and r["sweep"] == name]
+        undecided |= {(name, label) for label in sequential.undecided(records, design)}
+    return [r for r in candidates if (r.sweep, r.label) in undecided and r.config.seed >= design.stages[k - 1]]
+
+
 def _execute(runs: list[Run], out_dir: Path, jobs: int, console: Console, vmap_seeds: bool, retry_errors: bool,
-             fresh_workers: bool, engine, checkpoints: CheckpointPolicy) -> dict[str, dict[str, Any]]:
+             fresh_workers: bool, engine, checkpoints: CheckpointPolicy,
+             title: str = "runs") -> dict[str, dict[str, Any]]:
     """runner.execute on this machine or on `engine`, long runs checkpointing as `checkpoints` says;
-    a cluster that cannot go on is one line, exit 1 (what finished is in results.jsonl: a rerun resumes)."""
+    a cluster that cannot go on is one line, exit 1 (what finished is in results.jsonl: a rerun resumes).
+    `title` names the batch on the progress bar (e.g. the stage of --seeds auto)."""
     if engine is None:
-        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, checkpoints=checkpoints)
+        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, checkpoints=checkpoints,
+                       title=title)
     from compare.ray_engine import EngineError
 
     try:
-        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, engine, checkpoints)
+        return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, engine, checkpoints,
+                       title)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

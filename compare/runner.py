@@ -299,8 +299,9 @@ class Ledger:
 
     def __init__(self, runs: list[Run], out_dir: Path, jobs: int, console: Console,
                  vmap_seeds: bool = False, retry_errors: bool = True,
-                 checkpoints: CheckpointPolicy | None = None):
+                 checkpoints: CheckpointPolicy | None = None, title: str = "runs"):
         self.path = out_dir / RESULTS
+        self.title = title  # what the progress bar counts, e.g. "stage 2/3: 6 seeds"
         self.checkpoints = checkpoints
         self.logs = out_dir / "logs"
         self.jobs = jobs
@@ -319,7 +320,7 @@ class Ledger:
 
     @contextlib.contextmanager
     def progress(self):
-        columns = (TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        columns = (TextColumn(f"[bold]{escape(self.title)}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[now]}"))
         with Progress(*columns, console=self.console, transient=False) as progress:
             self._progress = progress
@@ -421,14 +422,15 @@ class LocalEngine:
 def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
             vmap_seeds: bool = False, retry_errors: bool = True,
             fresh_workers: bool = False, engine: Engine | None = None,
-            checkpoints: CheckpointPolicy | None = None) -> dict[str, dict[str, Any]]:
+            checkpoints: CheckpointPolicy | None = None, title: str = "runs") -> dict[str, dict[str, Any]]:
     """Run whatever of `runs` is not in out_dir/results.jsonl yet (and, with retry_errors, what
     failed there before) on `engine` (default: LocalEngine, this machine); returns every record
     by key. `fresh_workers` ends each worker after one unit (a new process per run, as before
     warm workers). Interrupted (Ctrl-C) or failing to write, the engine ends its workers before
     the exception leaves; their runs stay unrecorded. With `checkpoints`, long runs save
-    mid-run checkpoints, so a run that was stopped resumes where it was."""
-    ledger = Ledger(runs, out_dir, jobs, console, vmap_seeds, retry_errors, checkpoints)
+    mid-run checkpoints, so a run that was stopped resumes where it was. `title` names the batch
+    on the progress bar."""
+    ledger = Ledger(runs, out_dir, jobs, console, vmap_seeds, retry_errors, checkpoints, title)
     with ledger.progress():
         (engine or LocalEngine()).run(ledger, jobs, fresh_workers)
     return ledger.done

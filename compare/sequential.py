@@ -35,10 +35,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Any
 
 import numpy as np
 
-from compare.stats import Comparison, compare_means
+from compare.stats import Comparison, agreements, compare_means
 
 ALPHA = 0.05
 MIN_SEEDS = 3   # two for a spread, one more for a t quantile of finite width
@@ -236,3 +237,10 @@ def compare(design: Design, a: dict[int, float], b: dict[int, float], margin: fl
 def comparer(design: Design):
     """compare.stats.agreements' `compare` hook for this design."""
     return functools.partial(compare, design)
+
+
+def undecided(records: list[dict[str, Any]], design: Design) -> list[str]:
+    """The configs of one sweep's records (follow-ups included) with a jax − torch comparison
+    still undecided below the cap: those the next stage adds seeds to."""
+    return [a.label for a in agreements(records, comparer(design))
+            if any(not c.decided and c.next_seeds for c in (a.final, a.solve))]

@@ -7,6 +7,7 @@ import functools
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from common.backends import BACKENDS
@@ -343,21 +344,31 @@ def _by_seed(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 def agreement(label: str, jax: Group, torch: Group,
               controls: dict[tuple[str, int], dict[str, Any]] | None = None,
               float64: dict[tuple[str, int], dict[str, Any]] | None = None,
-              controls64: dict[tuple[str, int], dict[str, Any]] | None = None) -> Agreement:
+              controls64: dict[tuple[str, int], dict[str, Any]] | None = None,
+              compare: Callable[..., Comparison] | None = None) -> Agreement:
     """The verdict on one config: do the two frameworks train the same?
 
     (1) Same seed => same initial weights and batches: the loss curves should overlap. Where
     they part, the control runs ((backend, seed) -> record: the same backend, perturbed only at
     rounding level), the float64 runs of that seed and, where those part too, their float64
     controls say whether rounding explains it (see NOISE_FACTOR).
-    (2) Across seeds: final exact match and steps to 100 %, shown the same, different or neither.
+    (2) Across seeds: final exact match and steps to 100 %, shown the same, different or neither:
+    by compare_means on every seed, or by `compare` (seed -> value of each backend's error-free
+    runs, margin, resolution -> Comparison: compare.sequential's looks stage by stage).
     """
     controls, float64, controls64 = controls or {}, float64 or {}, controls64 or {}
     cfg = jax.records[0]["config"]
-    final = compare_means(*_seeds(jax, torch, accuracy), ACCURACY_MARGIN, paired=_paired(jax, torch))
     cap = cfg["steps"]
-    solve = compare_means(*_seeds(jax, torch, lambda r: learning_step(r, cap)),
-                          margin=cfg["eval_every"], resolution=cfg["eval_every"], paired=_paired(jax, torch))
+    if compare is None:
+        final = compare_means(*_seeds(jax, torch, accuracy), ACCURACY_MARGIN, paired=_paired(jax, torch))
+        solve = compare_means(*_seeds(jax, torch, lambda r: learning_step(r, cap)),
+                              margin=cfg["eval_every"], resolution=cfg["eval_every"], paired=_paired(jax, torch))
+    else:
+        a, b = _ok_seeds(jax), _ok_seeds(torch)
+        final = compare({k: accuracy(r) for k, r in a.items()}, {k: accuracy(r) for k, r in b.items()},
+                        ACCURACY_MARGIN)
+        solve = compare({k: learning_step(r, cap) for k, r in a.items()},
+                        {k: learning_step(r, cap) for k, r in b.items()}, cfg["eval_every"], cfg["eval_every"])
     errors = [f"{r['backend']} seed {r['config']['seed']} errored"
               for r in jax.records + torch.records if r["status"] == "error"]
     result = functools.partial(Agreement, label, final=final, solve=solve, errors=errors)
@@ -420,10 +431,12 @@ def agreement(label: str, jax: Group, torch: Group,
                   worst, noise, f64)
 
 
-def agreements(records: list[dict[str, Any]]) -> list[Agreement]:
-    """The verdict on every config of these records (one sweep) that ran on both backends."""
+def agreements(records: list[dict[str, Any]], compare: Callable[..., Comparison] | None = None) -> list[Agreement]:
+    """The verdict on every config of these records (one sweep) that ran on both backends
+    (`compare`: see agreement)."""
     controls, float64, controls64 = (extra_runs(records, kind) for kind in (CONTROL, CONFIRM64, CONTROL64))
-    return [agreement(label, g["jax"], g["torch"], controls.get(label), float64.get(label), controls64.get(label))
+    return [agreement(label, g["jax"], g["torch"], controls.get(label), float64.get(label), controls64.get(label),
+                      compare)
             for label, g in group_records(records).items() if set(BACKENDS) <= set(g)]
 
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from compare.run import parse_override
+from compare.run import next_stage, parse_override
+from compare.sequential import Design
 from compare.stats import DIFFERENT, NOISE, agreements
 from compare.sweeps import SWEEPS, expand, follow_ups
 from common.config import ConfigError
@@ -78,6 +79,9 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     (["--sweep", "layers", "--set", "digits=many"], "--set digits=many: 'many' is not a valid digits"),
     (["--sweep", "layers", "--set", "layers=3"], "sweep layers varies layers itself"),
     (["--sweep", "layers", "--seeds", "0"], "--seeds=0"),
+    (["--sweep", "layers", "--seeds", "some"], "--seeds=some: must be in [1, 1000] or auto"),
+    (["--sweep", "layers", "--max_seeds", "6"], "--max_seeds=6: only with --seeds auto"),
+    (["--sweep", "layers", "--seeds", "auto", "--max_seeds", "2"], "--max_seeds=2: must be in [3, 1000]"),
     (["--sweep", "layers", "--preset", "huge"], "--preset=huge"),
     ([], "--sweep is required"),
     (["--sweep", "layers", "--checkpoint_every", "-1"], "--checkpoint_every=-1: must be >= 0"),
@@ -428,6 +432,28 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
     assert "0 already done, 4 to run" in result.stdout
     assert "torch cell=none seed 0" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_of_seeds_auto_says_its_stages_and_the_worst_case():
+    result = harness("--sweep", "ablation", "--seeds", "auto", "--set", "device=cpu", "--dry_run")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert ("in stages of 3, 6, 12 seeds: 12 runs at the first stage, at most 48 = configs x 2 backends x "
+            "12 seeds") in text
+    assert "0 already done, 12 to run" in text and "seed 3" not in text
+
+
+def test_the_next_stage_adds_seeds_only_to_configs_still_undecided():
+    from tests.test_sequential import staged_records
+
+    design = Design.up_to(12)
+    first = expand(SWEEPS["ablation"], "quick", ["jax", "torch"], 3, {})
+    done = staged_records()
+    added = next_stage(first, done, design, 1, "reorder", expand(SWEEPS["ablation"], "quick", ["jax", "torch"], 6, {}))
+    assert sorted((r.label, r.backend, r.config.seed) for r in added) == \
+        [("cell=none", b, s) for b in ("jax", "torch") for s in (3, 4, 5)]
+    decided = {k: r for k, r in done.items() if r["label"] == "cell=rnn"}
+    assert next_stage(first, decided, design, 1, "reorder", first) == []
 
 
 @pytest.mark.parametrize("args, message", [

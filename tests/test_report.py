@@ -1,4 +1,5 @@
-"""compare/report.py pieces on synthetic records: where the time went, the contention note."""
+"""compare/report.py pieces on synthetic records: where the time went, the contention note, the
+staged seeds' summary."""
 
 from compare import report
 from compare.stats import group_records
@@ -28,3 +29,18 @@ def test_contention_note_says_which_runs_were_not_timed_alone():
     calm, busy = _timed("jax", 0, contention=0.0), _timed("jax", 1, contention=0.4)
     assert report._contention_note(group_records([calm])).startswith("All 1 timed runs had their cores")
     assert report._contention_note(group_records([calm, busy])).startswith("**1 of 2 runs were timed while")
+
+
+def test_the_staged_summary_counts_decisions_and_their_cost_against_a_fixed_cap():
+    from compare.sequential import Design
+    from tests.test_sequential import staged_records
+
+    lines = report.staged_section({"ablation": list(staged_records().values())}, Design.up_to(12))
+    assert lines[0] == ("**Seeds auto** (stages of 3, 6, 12 seeds): 3 of 4 jax − torch comparisons decided "
+                        "(3 same, 0 different), 0 undecided at the cap, 1 not yet at it; 12 runs, against 48 at "
+                        "a fixed `--seeds 12` (75 % fewer).")
+    rows = [line for line in lines if line.startswith("| ablation")]
+    assert rows[0].endswith("| same | 1 of 3 | 3 |")
+    assert rows[3].endswith("| inconclusive | undecided after 1; next: 6 seeds | 3 |")
+    capped = report.staged_section({"ablation": list(staged_records(seeds=6).values())}, Design.up_to(6))
+    assert "1 undecided at the cap" in capped[0]

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from compare.sequential import (DIFFERENT, INCONCLUSIVE, SAME, Design, compare, decide, moments, stages,
-                                verdict)
+                                undecided, verdict)
 from compare.stats import compare_means
+from compare.sweeps import SWEEPS, expand
+from tests.test_stats import record
 
 ALPHA = 0.05
 SIMS = 20_000
@@ -155,3 +157,22 @@ def test_missing_seeds_fall_back_to_welch_and_too_few_is_no_look():
     few = compare(DESIGN, {0: 0.5}, {0: 0.5, 1: 0.5, 2: 0.5}, 0.02)
     assert few.verdict == "inconclusive" and few.diff is None and few.next_seeds == 6
     assert compare(DESIGN, {0: 0.5}, {}, 0.02).next_seeds == 3
+
+
+def staged_records(seeds=3, sweep="ablation"):
+    """Stage-one records of a sweep: cell=rnn solves at step 20 on every seed and both backends;
+    cell=none solves at 10, 20 or 30, the backends apart by one eval at every seed, one way or the
+    other (no parting curves: same losses)."""
+    out = {}
+    for run in expand(SWEEPS[sweep], "quick", ["jax", "torch"], seeds, {}):
+        seed, point = run.config.seed, dict(run.point)
+        solve = 20 if point["cell"] == "rnn" else 20 + 10 * (-1) ** (seed + (run.backend == "jax"))
+        out[run.key] = {**record(run.backend, point, seed, solve=solve, losses=(2.0, 1.0, 0.5)),
+                        "key": run.key, "sweep": run.sweep, "role": "main"}
+    return out
+
+
+def test_undecided_names_the_configs_the_next_stage_adds_seeds_to():
+    records = list(staged_records().values())
+    assert undecided(records, DESIGN) == ["cell=none"]
+    assert undecided(records, Design.up_to(3)) == []  # at the cap: nothing more to add
