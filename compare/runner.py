@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -299,7 +300,8 @@ class Ledger:
 
     def __init__(self, runs: list[Run], out_dir: Path, jobs: int, console: Console,
                  vmap_seeds: bool = False, retry_errors: bool = True,
-                 checkpoints: CheckpointPolicy | None = None, title: str = "runs"):
+                 checkpoints: CheckpointPolicy | None = None, title: str = "runs",
+                 order: Callable[[list[Run]], Any] | None = None):
         self.path = out_dir / RESULTS
         self.title = title  # what the progress bar counts, e.g. "stage 2/3: 6 seeds"
         self.checkpoints = checkpoints
@@ -308,6 +310,8 @@ class Ledger:
         self.done = load_results(self.path)
         todo = pending(runs, self.done, retry_errors)
         self.units = work_units(todo, vmap_seeds)
+        if order is not None:  # longest first: a long run started last would be the sweep's tail
+            self.units.sort(key=order, reverse=True)
         with writing(self.logs):
             self.logs.mkdir(parents=True, exist_ok=True)
         self.total, self.finished = len(runs), len(runs) - len(todo)
@@ -422,15 +426,17 @@ class LocalEngine:
 def execute(runs: list[Run], out_dir: Path, jobs: int, console: Console,
             vmap_seeds: bool = False, retry_errors: bool = True,
             fresh_workers: bool = False, engine: Engine | None = None,
-            checkpoints: CheckpointPolicy | None = None, title: str = "runs") -> dict[str, dict[str, Any]]:
+            checkpoints: CheckpointPolicy | None = None, title: str = "runs",
+            order: Callable[[list[Run]], Any] | None = None) -> dict[str, dict[str, Any]]:
     """Run whatever of `runs` is not in out_dir/results.jsonl yet (and, with retry_errors, what
     failed there before) on `engine` (default: LocalEngine, this machine); returns every record
     by key. `fresh_workers` ends each worker after one unit (a new process per run, as before
     warm workers). Interrupted (Ctrl-C) or failing to write, the engine ends its workers before
     the exception leaves; their runs stay unrecorded. With `checkpoints`, long runs save
     mid-run checkpoints, so a run that was stopped resumes where it was. `title` names the batch
-    on the progress bar."""
-    ledger = Ledger(runs, out_dir, jobs, console, vmap_seeds, retry_errors, checkpoints, title)
+    on the progress bar. With `order` (a unit's expected cost, compare.estimate.order), the
+    units run longest first (stable: equal costs keep the sweep's order)."""
+    ledger = Ledger(runs, out_dir, jobs, console, vmap_seeds, retry_errors, checkpoints, title, order)
     with ledger.progress():
         (engine or LocalEngine()).run(ledger, jobs, fresh_workers)
     return ledger.done
