@@ -80,7 +80,9 @@ def normal_boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float
             continue
         cov = np.sqrt(np.minimum.outer(fractions[:k + 1], fractions[:k + 1])
                       / np.maximum.outer(fractions[:k + 1], fractions[:k + 1]))
-        mvn = multivariate_normal(np.zeros(k + 1), cov, abseps=1e-8, releps=1e-8, maxpts=200_000 * (k + 1))
+        # Genz's quasi-Monte Carlo integration, seeded: the same boundaries in every process, so a
+        # report rebuilt later gives every verdict of the sweep again.
+        mvn = multivariate_normal(np.zeros(k + 1), cov, seed=0, abseps=1e-8, releps=1e-8, maxpts=200_000 * (k + 1))
         stay = 1 - spent(t, alpha)  # P(no crossing up to and including look k)
         bounds.append(float(brentq(lambda c: mvn.cdf(np.array(bounds + [c])) - stay, 0.0, 10.0, xtol=1e-6)))
     return tuple(bounds)

@@ -7,8 +7,8 @@ import zlib
 import numpy as np
 import pytest
 
-from compare.sequential import (DIFFERENT, INCONCLUSIVE, SAME, Design, compare, decide, moments, stages,
-                                undecided, verdict)
+from compare.sequential import (DIFFERENT, INCONCLUSIVE, SAME, Design, compare, decide, moments,
+                                normal_boundaries, stages, undecided, verdict)
 from compare.stats import compare_means
 from compare.sweeps import SWEEPS, expand
 from tests.test_stats import record
@@ -103,6 +103,14 @@ def test_stages_double_up_to_the_cap_and_spend_little_early():
     levels = DESIGN.different_levels
     assert levels[0] < 1e-4 and levels[0] < levels[1] < levels[2] < ALPHA / 2
     assert sum(DESIGN.same_levels) > ALPHA > DESIGN.same_levels[-1]  # nominal levels overlap; spending does not
+
+
+def test_boundaries_are_the_published_lan_demets_obrien_fleming_ones():
+    """Two-sided 5 % (2.5 % a side), equally spaced looks: the values tabulated for the
+    O'Brien–Fleming-type spending function (e.g. Jennison & Turnbull 2000, ch. 7; R's gsDesign)."""
+    assert normal_boundaries((1 / 3, 2 / 3, 1.0), 0.025) == pytest.approx((3.710, 2.511, 1.993), abs=2e-3)
+    assert normal_boundaries((0.2, 0.4, 0.6, 0.8, 1.0), 0.025) == \
+        pytest.approx((4.877, 3.357, 2.680, 2.290, 2.031), abs=2e-3)
 
 
 def test_one_stage_is_the_fixed_test():
