@@ -26,7 +26,7 @@ from absl import flags
 from rich.console import Console
 from rich.markup import escape
 
-from common import memory
+from common import cpu, memory
 from common.app import check_out_dir, fail, run_app
 from common.backends import BACKENDS
 from common.config import MAX_SEEDS_PER_PROGRAM, Config, ConfigError
@@ -34,7 +34,7 @@ from common.sentiment.config import TextConfig
 from common.sentiment.packages import INSTALL
 from common.files import writing
 from common.threads import available_cores, host_threads
-from compare import devices, report, sequential
+from compare import devices, estimate, report, sequential
 from compare.runner import RESULTS, Busy, CheckpointPolicy, ResultsError, execute, load_results, lock_out, pending
 from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups, related_keys
 
@@ -85,6 +85,10 @@ def define_flags() -> None:
                          "steps or more; 0: never")
     flags.DEFINE_string("checkpoint_dir", None, "where those checkpoints live (default: OUT/checkpoints; on a "
                         "cluster, a folder every node shares, so a run retried elsewhere resumes)")
+    flags.DEFINE_bool("calibrate", True, "before the runs, time a few steps of each distinct shape the time "
+                      "estimate has no figures for on this machine (seconds per shape, cached in "
+                      f"{estimate.cache_dir()}); --nocalibrate: estimate from the cache alone, saying what "
+                      "it lacks")
     flags.DEFINE_bool("vmap_seeds", False, "JAX trains the seeds of each config together in one vmapped "
                       "program (one process; step times are then per group of seeds)")
 
@@ -246,7 +250,7 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
                 f"backends x {design.cap} seeds if no comparison is decided early (follow-ups besides), "
                 f"{F.jobs} at a time -> {out_dir}")
     if F.dry_run:
-        _dry_run(console, runs, out_dir, device_note, plan)
+        _dry_run(console, runs, out_dir, device_note, plan, F, device, engine)
         return
     with writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -260,14 +264,20 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
     if engine is not None:
         console.print(engine.summary())
     console.print(plan)
+    forecast, book = _estimate(console, F, pending(runs, before, F.retry_errors), device, device_note, engine)
     start = time.perf_counter()
     checkpoints = CheckpointPolicy(F.checkpoint_every, Path(F.checkpoint_dir or out_dir / "checkpoints").resolve())
     execute_ = functools.partial(_execute, out_dir=out_dir, jobs=F.jobs, console=console,
                                  retry_errors=F.retry_errors, fresh_workers=F.fresh_workers, engine=engine,
-                                 checkpoints=checkpoints)
+                                 checkpoints=checkpoints, order=estimate.order(book))
     stage = f"stage 1/{len(design.stages)}: {seeds} seeds" if design else "runs"
     done = execute_(runs, vmap_seeds=F.vmap_seeds, title=stage)
     main_s = time.perf_counter() - start
+    # Every sweep checks the estimate: its first batch of runs (follow-ups and later stages aside).
+    checked = (estimate.verdict(forecast.wall_s, main_s)
+               if forecast and forecast.runs > len(forecast.uncalibrated) else None)
+    if checked and forecast.uncalibrated:
+        checked += f"; {len(forecast.uncalibrated)} uncalibrated run(s) not in the estimate"
     done, extra = _follow_up(runs, done, [], F, console, execute_, stage)
     for k in range(1, len(design.stages) if design else 0):
         candidates = [r for name in names for r in expand(SWEEPS[name], F.preset, F.backends, design.stages[k],
@@ -302,6 +312,7 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
               + (f"; {lost} run(s) lost with their Ray node or worker were run again" if lost else ""),
               f"- wall time of this invocation's runs: {time.perf_counter() - start:.0f} s"
               + ("" if pending(runs + extra, before, F.retry_errors) else " (all resumed: none ran)"),
+              *([f"- time estimate of those runs (compare/estimate.py): {checked}"] if checked else []),
               f"- {device_note}", *_environment(records)]
     mix = devices.mixed(records)
     if mix:  # e.g. records resumed from a run on another machine: timings are not comparable
@@ -312,6 +323,8 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
     report.write(out_dir, records, header, design)
     console.print(f"done in {time.perf_counter() - start:.0f} s: {out_dir / 'report.md'}, "
                   f"{out_dir / 'summary.csv'}, {out_dir / RESULTS}")
+    if checked:
+        console.print(f"the runs' time estimate: {escape(checked)}")
     if retried:
         console.print(f"retried {retried} run(s) that had failed before")
     if lost:
@@ -359,18 +372,19 @@ def next_stage(runs: list[Run], done: dict[str, dict[str, Any]], design: sequent
 
 def _execute(runs: list[Run], out_dir: Path, jobs: int, console: Console, vmap_seeds: bool, retry_errors: bool,
              fresh_workers: bool, engine, checkpoints: CheckpointPolicy,
-             title: str = "runs") -> dict[str, dict[str, Any]]:
+             title: str = "runs", order=None) -> dict[str, dict[str, Any]]:
     """runner.execute on this machine or on `engine`, long runs checkpointing as `checkpoints` says;
     a cluster that cannot go on is one line, exit 1 (what finished is in results.jsonl: a rerun resumes).
-    `title` names the batch on the progress bar (e.g. the stage of --seeds auto)."""
+    `title` names the batch on the progress bar (e.g. the stage of --seeds auto); `order` puts the
+    longest units first (compare.estimate.order)."""
     if engine is None:
         return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, checkpoints=checkpoints,
-                       title=title)
+                       title=title, order=order)
     from compare.ray_engine import EngineError
 
     try:
         return execute(runs, out_dir, jobs, console, vmap_seeds, retry_errors, fresh_workers, engine, checkpoints,
-                       title)
+                       title, order)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
@@ -418,8 +432,28 @@ def check_text_data(runs: list[Run]) -> None:
                                   f"comes with the text extra ({package} is missing): {INSTALL}")
 
 
-def _dry_run(console: Console, runs: list[Run], out_dir: Path, device_note: str, plan: str) -> None:
-    """What the sweep would do, and how much of it is done; reads, writes nothing."""
+def _estimate(console: Console, F, todo: list[Run], device: str, device_note: str,
+              engine) -> tuple[estimate.Forecast | None, estimate.Book]:
+    """The expected wall time of `todo` on this machine at --jobs (compare/estimate.py), printed;
+    its uncalibrated shapes measured first unless --nocalibrate. No forecast on a Ray engine:
+    its workers run where Ray puts them, not in this machine's slots."""
+    where = f"{cpu.model()}, cpu" if device == "cpu" else device_note.split(": ", 1)[-1]
+    book = estimate.Book(device if device == "cpu" else where)
+    if engine is not None or F.engine == "ray":
+        console.print("estimate: none for --engine ray (its runs run where Ray puts them)")
+        return None, book
+    calibrated, took = estimate.calibrate(todo, book, F.jobs, console) if F.calibrate else (0, 0.0)
+    forecast = estimate.forecast(todo, book, F.jobs, F.vmap_seeds)
+    forecast.calibrated, forecast.calibration_s = calibrated, took
+    for line in forecast.lines(where):
+        console.print(escape(line))
+    return forecast, book
+
+
+def _dry_run(console: Console, runs: list[Run], out_dir: Path, device_note: str, plan: str, F, device: str,
+             engine) -> None:
+    """What the sweep would do, how much of it is done and how long the rest should take; writes
+    nothing there (calibrating writes only the estimate's cache)."""
     try:
         done = load_results(out_dir / RESULTS, repair=False)
     except ResultsError as e:
@@ -431,6 +465,8 @@ def _dry_run(console: Console, runs: list[Run], out_dir: Path, device_note: str,
                   f" ({sum(r.key in done for r in todo)} of them retried errors)")
     for run in todo:
         console.print(f"  {escape(run.backend)} {escape(run.label)} seed {run.config.seed}", highlight=False)
+    if todo:
+        _estimate(console, F, todo, device, device_note, engine)
 
 
 def _environment(records: list[dict[str, Any]]) -> list[str]:

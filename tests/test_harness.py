@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -432,6 +433,18 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
     assert "0 already done, 4 to run" in result.stdout
     assert "torch cell=none seed 0" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_without_calibrating_estimates_from_the_cache_alone_and_says_what_it_lacks(tmp_path):
+    cache, cwd = tmp_path / "cache", tmp_path / "cwd"
+    cwd.mkdir()
+    result = harness("--sweep", "ablation", *TINY, "--set", "device=cpu", "--dry_run", "--nocalibrate",
+                     cwd=cwd, env={**os.environ, "XDG_CACHE_HOME": str(cache)})
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert re.search(r"estimate: 0 s wall for 0 runs at \d job\(s\)", text)
+    assert "4 run(s) of 4 uncalibrated shape(s): not counted" in text
+    assert list(cwd.iterdir()) == [] and not (cache / "rnn-adder").exists()  # nor the estimate's cache
 
 
 def test_a_dry_run_of_seeds_auto_says_its_stages_and_the_worst_case():
