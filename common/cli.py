@@ -19,7 +19,7 @@ from typing import Any
 from absl import flags
 from rich.console import Console
 
-from common import backends, memory
+from common import backends, memory, tasks
 from common.app import check_out_dir, check_writable, define_field_flags, fail, one_line, run_app, training_progress
 from common.checkpoint import Checkpointing
 from common.config import CHOICES, MAX_LAYERS, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
@@ -27,12 +27,10 @@ from common.files import WriteFailed, write_atomic
 from common.loop import fit_lockstep
 from common.records import environment, error_record, run_record, timestamp
 from common.sentiment import run as sentiment
-from common.sentiment.config import TextConfig
 from common.threads import host_threads, pin_threads, thread_policy
 from common.training import Alone
 
 FLAGS = flags.FLAGS
-TASKS = ("adder", "sentiment")
 
 HELP = {
     "digits": "digits per operand (sequences have digits + 1 positions)",
@@ -73,7 +71,7 @@ HELP = {
 def define_flags() -> None:
     """One absl flag per Config field, typed and defaulted from the dataclass, plus I/O flags."""
     define_field_flags(dataclasses.fields(Config), Config(), CHOICES, HELP)
-    flags.DEFINE_enum("task", "adder", TASKS, "adder: learn to add digit by digit; sentiment: classify "
+    flags.DEFINE_enum("task", tasks.DEFAULT, list(tasks.TASKS), "adder: learn to add digit by digit; sentiment: classify "
                       f"texts over pretrained word vectors (its defaults for shared flags: {sentiment.shared_defaults()})")
     sentiment.define_flags()
     flags.DEFINE_string("config", None, "JSON config file; flags given on the command line override it")
@@ -250,8 +248,9 @@ def serve(backend: str, cfg: Config) -> None:
         gc.collect()
         gc.freeze()
         request = json.loads(line)
-        text = request.get("task", "adder") == "sentiment"
-        run_cfg = (TextConfig if text else Config).from_dict(request["config"])
+        task = tasks.of(request)
+        text = task is tasks.SENTIMENT
+        run_cfg = task.config.from_dict(request["config"])
         seeds = request["seeds"]
         cfgs = [run_cfg.replace(seed=run_cfg.seed + k) for k in range(seeds)]
         with open(request["log"], "w") as log:
@@ -259,7 +258,7 @@ def serve(backend: str, cfg: Config) -> None:
             if (host_threads(run_cfg), run_cfg.device) != pinned:
                 records = [error_record(backend, c, f"worker pinned for {pinned} got a run for "
                                                     f"{(host_threads(run_cfg), run_cfg.device)}") for c in cfgs]
-            elif seeds > 1 and not hasattr(backends.module(backend, "sentiment" if text else "train"), "SeedGroup"):
+            elif seeds > 1 and not hasattr(backends.module(backend, task.trainer_module), "SeedGroup"):
                 # Never one record for several seeds: the driver would lose the others unnoticed.
                 records = [error_record(backend, c, f"refused: {seeds} seeds in one request; {backend} trains "
                                                     f"one {run_cfg.task} seed at a time") for c in cfgs]
@@ -294,7 +293,7 @@ def run_backend(backend: str) -> None:
                                  "a JSON list of K records")
 
     def main(argv: list[str]) -> None:
-        if FLAGS.task == "sentiment":
+        if FLAGS.task == tasks.SENTIMENT.name:
             return run_sentiment(backend)
         seeds = FLAGS.vmap_seeds if backend == "jax" else 1
         try:

@@ -13,50 +13,48 @@ import platform
 from typing import Any
 
 from common import cpu
-from common.config import Config
-
-ADDER = "adder"
-SENTIMENT = "sentiment"
-# What `final` keeps of the last eval point, per task.
-_FINAL = {ADDER: ("step", "loss", "exact_acc", "digit_acc"), SENTIMENT: ("step", "loss", "test_acc", "test_loss")}
+from common.config import RunConfig
+from common.tasks import DEFAULT, TASKS
 
 
-def _record(backend: str, cfg: Config, *, task: str, started_at: str | None, env: dict[str, Any] | None,
+def _record(backend: str, cfg: RunConfig, *, started_at: str | None, env: dict[str, Any] | None,
             status: str, error: str | None, diverged_step: int | None, curve: list[dict[str, Any]],
             timing: dict[str, Any] | None, lengths: list[dict[str, Any]] | None = None,
-            probe: dict[str, Any] | None = None, best: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every record of a task, whatever its status: one set of fields. A sentiment record also
-    has `best` (best test accuracy, its step, and the first step within 1 point of it); its
-    `lengths` and `probe` (adder analyses) stay empty."""
+            probe: dict[str, Any] | None = None, **extras: Any) -> dict[str, Any]:
+    """Every record of a task, whatever its status: one set of fields, and the task's own
+    (`Task.extra_fields`: sentiment's `best`, best test accuracy, its step and the first step
+    within 1 point of it; None in an error record). `lengths` and `probe`: the adder's analyses."""
+    task = TASKS[cfg.task]
+    unknown = sorted(set(extras) - set(task.extra_fields))
+    if unknown:
+        raise TypeError(f"{task.name} records have no field {unknown[0]!r}")
     last = curve[-1] if curve else None
-    record = {"task": task, "backend": backend, "config": cfg.to_dict(), "started_at": started_at, "env": env,
-              "status": status, "diverged_step": diverged_step, "curve": curve, "lengths": lengths or [],
-              "probe": probe, "timing": timing, "error": error,
-              "final": {k: last[k] if last else None for k in _FINAL[task]}}
-    if task == SENTIMENT:
-        record["best"] = best
-    return record
+    return {"task": task.name, "backend": backend, "config": cfg.to_dict(), "started_at": started_at, "env": env,
+            "status": status, "diverged_step": diverged_step, "curve": curve, "lengths": lengths or [],
+            "probe": probe, "timing": timing, "error": error,
+            "final": {k: last[k] if last else None for k in task.final},
+            **{name: extras.get(name) for name in task.extra_fields}}
 
 
-def run_record(backend: str, cfg: Config, outcome: dict[str, Any], started_at: str,
+def run_record(backend: str, cfg: RunConfig, outcome: dict[str, Any], started_at: str,
                env: dict[str, Any]) -> dict[str, Any]:
     """The record of a run that trained: `outcome` is what its task's fit returned (status ok or
     diverged, curve, timing; the adder's lengths and probe, sentiment's best). `cfg.task` says
-    which task (Config or common.sentiment's TextConfig)."""
-    return _record(backend, cfg, task=cfg.task, started_at=started_at, env=env, error=None, **outcome)
+    which task (common/tasks.py)."""
+    return _record(backend, cfg, started_at=started_at, env=env, error=None, **outcome)
 
 
-def error_record(backend: str, cfg: Config, message: str, started_at: str | None = None,
+def error_record(backend: str, cfg: RunConfig, message: str, started_at: str | None = None,
                  env: dict[str, Any] | None = None) -> dict[str, Any]:
     """The record of a run that produced nothing but the error `message`; `started_at` and `env`
     where the run got as far as its backend."""
-    return _record(backend, cfg, task=cfg.task, started_at=started_at, env=env, status="error", error=message,
+    return _record(backend, cfg, started_at=started_at, env=env, status="error", error=message,
                    diverged_step=None, curve=[], timing=None)
 
 
 def read(record: dict[str, Any]) -> dict[str, Any]:
     """A record as read back from a file: one written before records had a task is an adder run."""
-    return {"task": ADDER, **record}
+    return {"task": DEFAULT, **record}
 
 
 def timestamp() -> str:

@@ -13,8 +13,9 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common import tasks  # noqa: E402
 from common.files import replacing  # noqa: E402
-from compare.stats import CURVE_ACCURACY, CURVE_TOLERANCE, DIFFERENT, Estimate, Group, task  # noqa: E402
+from compare.stats import CURVE_TOLERANCE, DIFFERENT, Estimate, Group  # noqa: E402
 
 COLOURS = {"jax": "tab:blue", "torch": "tab:orange"}
 STYLES = {"jax": "-", "torch": "--"}  # dashed on top of solid: identical curves stay visible
@@ -84,8 +85,8 @@ def curves(groups: dict[str, dict[str, Group]], title: str, path: Path,
     fig, axes = plt.subplots(2 * blocks, cols, figsize=(3.4 * cols, 5.2 * blocks), squeeze=False,
                              sharex=False)
     first = next(iter(next(iter(groups.values())).values())).records[0]
-    accuracy_key = CURVE_ACCURACY[task(first)]
-    test_loss = task(first) == "sentiment"
+    accuracy_key = tasks.of(first).accuracy_key
+    test_loss = any("test_loss" in point for point in first["curve"])  # a held-out loss, where recorded
     for i, label in enumerate(labels):
         top, col = 2 * (i // cols), i % cols
         loss_ax, acc_ax = axes[top, col], axes[top + 1, col]

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common import tasks
 from common.backends import BACKENDS
 from common.files import write_atomic
 from common.config import Config
@@ -17,8 +18,8 @@ from compare import plots, sequential
 from compare.findings import CHECKS
 from compare.findings.adder import accuracy_at, probe_accuracy, study_steps
 from common.threads import CONTENDED
-from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, MAIN, MEASURES, NOISE_FACTOR, role,
-                           Agreement, Estimate, Group, agreements, extra_runs, gap_curve, group_records, task)
+from compare.stats import (ACCURACY_MARGIN, CONTROL, CURVE_TOLERANCE, MAIN, NOISE_FACTOR, role,
+                           Agreement, Estimate, Group, agreements, extra_runs, gap_curve, group_records)
 from compare.sweeps import SWEEPS
 from compare.findings.sentiment import lab_accuracy
 
@@ -84,7 +85,7 @@ def _summary_rows(sweep: str, groups: dict[str, dict[str, Group]],
                 "final_exact_across_seeds": agree.final.verdict if agree else "",
                 "solve_step_diff": agree.solve.diff if agree else None,
                 "solve_step_across_seeds": agree.solve.verdict if agree else "",
-                "measures": " / ".join(MEASURES[task(g.records[0])]),
+                "measures": " / ".join(tasks.of(g.records[0]).measures),
             })
     return rows
 
@@ -131,7 +132,7 @@ _VERDICT_TEXT = [
 
 def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[dict[str, Any]],
                        out_dir: Path) -> list[str]:
-    accuracy_name, steps_name = MEASURES[task(records[0])]
+    accuracy_name, steps_name = tasks.of(records[0]).measures
     lines = ["**Do JAX and PyTorch train the same?** One verdict per config:", ""]
     lines += [f"- *{v}*: {text}" for v, text in _VERDICT_TEXT]
     lines += ["", "Across seeds, each quantity is compared as jax − torch with its 95 % interval (paired by "
@@ -350,7 +351,7 @@ def staged_section(by_sweep: dict[str, list[dict[str, Any]]], design: sequential
         groups = group_records(records)
         runs += sum(len(g.records) for by_backend in groups.values() for g in by_backend.values())
         fixed += design.cap * sum(len(by_backend) for by_backend in groups.values())
-        names = MEASURES[task(records[0])]
+        names = tasks.of(records[0]).measures
         for a in agreements(records, sequential.comparer(design)):
             rows += [(name, a.label, measure, c) for measure, c in zip(names, (a.final, a.solve))]
     decided = [c for *_, c in rows if c.decided]

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from common import tasks
 from common.backends import BACKENDS
 from common.threads import CONTENDED
 
@@ -94,32 +95,14 @@ class Group:
         return sum(contended(r) for r in self.records)
 
 
-# Per task: the accuracy a curve point carries, and the names the report gives the two measures.
-CURVE_ACCURACY = {"adder": "exact_acc", "sentiment": "test_acc"}
-MEASURES = {"adder": ("final exact match", "steps to 100 %"),
-            "sentiment": ("best test accuracy", "steps to within 1 point of the best")}
-
-
-def task(record: dict[str, Any]) -> str:
-    return record.get("task", "adder")
-
-
 def accuracy(r: dict[str, Any]) -> float:
-    """A run's accuracy: the adder's final exact match, sentiment's best test accuracy. A diverged
-    run scores 0: it ends with a non-finite loss, not with an answer."""
-    if r["status"] == "diverged":
-        return 0.0
-    if task(r) == "sentiment":
-        return (r.get("best") or {}).get("test_acc") or 0.0
-    return r["final"]["exact_acc"] or 0.0
+    """A run's accuracy, as its task reads it (common.tasks.Task.accuracy)."""
+    return tasks.of(r).accuracy(r)
 
 
 def learning_step(r: dict[str, Any], cap: int) -> float:
-    """How many steps it took: to 100 % exact (adder; the cap if never), to within 1 point of
-    its best test accuracy (sentiment; the cap if it has no eval)."""
-    if task(r) == "sentiment":
-        return (r.get("best") or {}).get("step_within_1_point") or cap
-    return (r["timing"] or {}).get("solve_step") or cap
+    """How many steps it took, as its task reads it (common.tasks.Task.learning_step)."""
+    return tasks.of(r).learning_step(r, cap)
 
 
 def contended(record: dict[str, Any]) -> bool:
@@ -228,7 +211,7 @@ def parting(a: dict[str, Any], b: dict[str, Any]) -> Parting:
     if not steps:
         return Parting(seed, 0.0, None, 0.0)
     parted_at = next((step for step, gap in zip(steps, gaps) if gap > CURVE_TOLERANCE), None)
-    key = CURVE_ACCURACY[task(a)]
+    key = tasks.of(a).accuracy_key
     return Parting(seed, max(gaps), parted_at, max(abs(p[key] - q[key]) for p, q in _shared_evals(a, b)))
 
 
@@ -381,7 +364,7 @@ def agreement(label: str, jax: Group, torch: Group,
     if not partings:
         return result(NONE, "no seed ran on both backends without an error", None, None, None)
     worst = max(partings, key=lambda p: p.gap)
-    names = MEASURES[task(jax.records[0])]
+    names = tasks.of(jax.records[0]).measures
     across = [f"{name} differs across seeds ({c})" for name, c in zip(names, (final, solve))
               if c.verdict == "different"]
     if not worst.parted:

@@ -12,20 +12,10 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from common.config import H0_MODES, Config, ConfigError
-from common.sentiment.config import TextConfig
+from common.config import H0_MODES, ConfigError
+from common.tasks import TASKS
 from compare.findings import CHECKS
 from compare.stats import CURVE_TOLERANCE, NOISE, agreements
-
-QUICK = {"steps": 300, "eval_every": 20, "lr": 1e-2}
-PAPER: dict[str, Any] = {}
-# The second lab (common/sentiment): quick runs the offline default (tweets); paper the lab's
-# data, IMDB with GloVe 100-d (give their paths: --set corpus_path=… --set vectors=…glove.6B.zip),
-# 10 epochs of the 25,000 training reviews at batch 64 (3,900 steps), which the lab's curves
-# plateau well within, evaluated every 300 steps.
-TEXT_QUICK = {"steps": 300, "eval_every": 50}
-TEXT_PAPER = {"corpus": "imdb", "vectors_member": "glove.6B.100d.txt", "steps": 3900, "eval_every": 300}
-CONFIGS = {"adder": Config, "sentiment": TextConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,20 +30,20 @@ class Sweep:
     paper: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Fields that depend on the swept values: (point, preset) -> overrides.
     derive: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
-    task: str = "adder"  # or "sentiment": the second lab
+    task: str = "adder"  # a name in common.tasks.TASKS ("sentiment": the second lab)
 
     def axes(self, preset: str) -> dict[str, tuple]:
         return self.quick_axes if preset == "quick" else self.paper_axes
 
     def base(self, preset: str) -> dict[str, Any]:
-        if self.task == "sentiment":
-            return {**TEXT_QUICK, **self.quick} if preset == "quick" else {**TEXT_PAPER, **self.paper}
-        return {**QUICK, **self.quick} if preset == "quick" else {**PAPER, **self.paper}
+        """The task's preset (common.tasks) with this sweep's own fixed fields on top."""
+        task = TASKS[self.task]
+        return {**task.quick, **self.quick} if preset == "quick" else {**task.paper, **self.paper}
 
     @property
     def fields(self) -> set[str]:
         """The config fields its runs have (what --set may change)."""
-        return {f.name for f in dataclasses.fields(CONFIGS[self.task])}
+        return {f.name for f in dataclasses.fields(TASKS[self.task].config)}
 
     @property
     def is_heatmap(self) -> bool:
@@ -190,7 +180,7 @@ def expand(sweep: Sweep, preset: str, backends: list[str], seeds: int,
         point = tuple(zip(axes, values))
         derived = sweep.derive(dict(point), preset) if sweep.derive else {}
         for seed in range(seeds):
-            cfg = CONFIGS[sweep.task](**{**base, **derived, **dict(point), "seed": seed})
+            cfg = TASKS[sweep.task].config(**{**base, **derived, **dict(point), "seed": seed})
             runs.extend(Run(sweep.name, b, cfg, point) for b in backends)
     return runs
 

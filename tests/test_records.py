@@ -6,7 +6,8 @@ import numpy as np
 
 from common.config import Config
 from common.loop import fit
-from common.records import ADDER, error_record, read, run_record
+from common.records import error_record, read, run_record
+from common.tasks import DEFAULT as ADDER
 from compare.runner import load_results
 
 CFG = Config(digits=3, steps=4, eval_every=2, eval_size=8, batch_size=4, test_lengths=(5,))

@@ -18,8 +18,8 @@ from common.app import define_field_flags, one_line, training_progress
 from common.checkpoint import Checkpointing
 from common.config import Config, ConfigError
 from common.params import GATES
-from common.records import SENTIMENT as TASK
 from common.records import environment, error_record, run_record, timestamp
+from common.tasks import SENTIMENT
 from common.sentiment import DataError
 from common.sentiment.config import CHOICES, TextConfig
 from common.sentiment.dataset import TextData, load, padded_width
@@ -75,9 +75,9 @@ def config_from_flags() -> TextConfig:
     """The TextConfig of the flags given; unset flags take TextConfig's defaults."""
     wrong = [f"--{name}" for name in _ADDER_ONLY if FLAGS[name].present]
     if wrong:
-        raise ConfigError(f"{wrong[0]}: a flag of the adder, not of --task {TASK}")
+        raise ConfigError(f"{wrong[0]}: a flag of the adder, not of --task {SENTIMENT.name}")
     if FLAGS.config:
-        raise ConfigError(f"--config={FLAGS.config}: config files are for the adder; give --task {TASK} flags")
+        raise ConfigError(f"--config={FLAGS.config}: config files are for the adder; give --task {SENTIMENT.name} flags")
     values: dict[str, Any] = {}
     for field in dataclasses.fields(TextConfig):
         if FLAGS[field.name].present:

@@ -24,6 +24,7 @@ from absl import flags
 from rich.console import Console
 from rich.progress import Progress
 
+from common import tasks
 from common.app import check_writable, fail, run_app
 from common.config import MAX_LAYERS, ConfigError
 from common.files import write_atomic
@@ -40,7 +41,7 @@ def define_flags() -> None:
     flags.DEFINE_bool("noise", False, "also measure each framework against itself in float32: the "
                       "same run repeated, and its rounding-noise controls (ulp, reorder)")
     flags.DEFINE_string("json", None, "also write the figures to this JSON file")
-    flags.DEFINE_enum("task", "adder", ["adder", "sentiment"], "sentiment: the text classifier on texts of "
+    flags.DEFINE_enum("task", tasks.DEFAULT, list(tasks.TASKS), "sentiment: the text classifier on texts of "
                       "mixed lengths (compare/equivalence/sentiment.py), with padding invariance; --full and "
                       "--noise are the adder's")
     flags.register_validator("cell", lambda v: set(v) <= set(VARIANTS),
