@@ -279,7 +279,7 @@ class Trainer:
 
 class SeedGroup:
     """Several seeds of one config trained by one compiled program: the training step is
-    `jax.vmap`ped over a leading seed axis of the state and the batches (common.loop.Lockstep).
+    `jax.vmap`ped over a leading seed axis of the state and the batches (common.training.Lockstep).
 
     views[k] is a Trainer for seed k whose parameters are the k-th slice of the group's, so
     evaluation, probes and exports work on one seed exactly as for a run of its own.

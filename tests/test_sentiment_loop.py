@@ -1,4 +1,5 @@
-"""common/sentiment/loop.py: the training loop's record, and accuracy by text length."""
+"""common/sentiment/loop.py: the sentiment run's record (curve, best, accuracy by text length), its mean
+training loss per eval interval, and its checkpoints."""
 
 import numpy as np
 
