@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 from common import tasks  # noqa: E402
 from common.files import replacing  # noqa: E402
-from compare.stats import CURVE_TOLERANCE, DIFFERENT, Estimate, Group  # noqa: E402
+from compare.stats import CURVE_TOLERANCE, DIFFERENT, Estimate, Group, contended  # noqa: E402
 
 COLOURS = {"jax": "tab:blue", "torch": "tab:orange"}
 STYLES = {"jax": "-", "torch": "--"}  # dashed on top of solid: identical curves stay visible
@@ -185,21 +185,56 @@ def heatmap(groups: dict[str, dict[str, Group]], x: str, y: str, title: str, pat
     save(fig, path)
 
 
+# A run's compile_cache (common.training.Trainer): compiled here, or loaded (a persistent-cache hit,
+# or another seed's programs already in the worker's memory). Apart, since one cold compile among
+# cache hits is no spread: a mean with a t-interval drew 0.29 ± 1.24 s, below zero.
+COMPILE_KINDS = {"compiled": "compiled", "hit": "from cache", "memory": "from cache"}
+
+
+def compile_spans(group: Group) -> dict[str, tuple[float, float, float, int]]:
+    """The group's compile seconds by kind ('compiled', 'from cache'): (median, min, max, runs) over
+    its runs that were timed alone; none for eager runs (PyTorch compiles nothing)."""
+    by_kind: dict[str, list[float]] = {}
+    for r in group.records:
+        timing = r["timing"] or {}
+        kind = COMPILE_KINDS.get(timing.get("compile_cache") or "", "compiled")
+        if timing.get("compile_s") is not None and not contended(r):
+            by_kind.setdefault(kind, []).append(timing["compile_s"])
+    return {kind: (float(np.median(v)), min(v), max(v), len(v)) for kind, v in by_kind.items()}
+
+
+def compile_text(group: Group) -> str:
+    """compile_spans for a table: '1.20 compiled, 0.03 from cache (x2)', '–' where eager."""
+    spans = compile_spans(group)
+    return ", ".join(f"{med:.2f} {kind}" + (f" (x{n})" if n > 1 else "")
+                     for kind, (med, _, _, n) in sorted(spans.items())) or "–"
+
+
 def timing(groups: dict[str, dict[str, Group]], title: str, path: Path) -> None:
-    """Steady-state steps/s and compile time per config and backend (mean, 95 % CI)."""
+    """Steady-state steps/s per config and backend (mean, 95 % CI), and compile seconds, compiled
+    and from cache apart (median, whiskers min to max: never below zero)."""
     labels = list(groups)
     backends = sorted({b for g in groups.values() for b in g})
     fig, (speed_ax, compile_ax) = plt.subplots(1, 2, figsize=(max(7, 1.3 * len(labels) + 3), 3.8))
     width = 0.8 / len(backends)
     x = np.arange(len(labels))
     for k, backend in enumerate(backends):
-        for ax, key in ((speed_ax, "run_steps_per_s"), (compile_ax, "compile_s")):
-            est = [groups[label][backend].timing(key) if backend in groups[label] else Estimate(None, None, 0)
-                   for label in labels]
-            ax.bar(x + (k - (len(backends) - 1) / 2) * width, [e.mean or 0 for e in est], width,
-                   yerr=[e.ci or 0 for e in est], color=COLOURS.get(backend), label=backend, capsize=2)
+        at = x + (k - (len(backends) - 1) / 2) * width
+        est = [groups[label][backend].timing("run_steps_per_s") if backend in groups[label]
+               else Estimate(None, None, 0) for label in labels]
+        speed_ax.bar(at, [e.mean or 0 for e in est], width, yerr=[e.ci or 0 for e in est],
+                     color=COLOURS.get(backend), label=backend, capsize=2)
+        spans = [compile_spans(groups[label][backend]) if backend in groups[label] else {} for label in labels]
+        for kind, hatch, shift in (("compiled", None, -width / 4), ("from cache", "///", width / 4)):
+            xs = [a + shift for a, s in zip(at, spans) if kind in s]
+            med, lo, hi = (np.array([s[kind][i] for s in spans if kind in s]) for i in range(3))
+            if len(xs):
+                compile_ax.bar(xs, med, width / 2, yerr=[med - lo, hi - med], color=COLOURS.get(backend),
+                               hatch=hatch, alpha=0.6 if hatch else 1.0, capsize=2,
+                               label=f"{backend}, {kind}")
     speed_ax.set_ylabel("training steps/s per run (median step)")
-    compile_ax.set_ylabel("compile s (PyTorch: eager, none)")
+    compile_ax.set_ylabel("compile s: median, min-max (PyTorch: eager)")
+    compile_ax.legend(fontsize=7)
     for ax in (speed_ax, compile_ax):
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)

@@ -198,7 +198,7 @@ def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
             lines.append(f"| {label} | {backend} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
                          f"{g.count('error')}) | {_interval(g.final_exact(), 0, 1, '.3f')} | "
                          f"{_interval(g.solve_step(), 0, g.cap, '.0f')} | {_interval(final, 0, 1, '.3f')} | "
-                         f"{_fmt(lab, '.3f')} | {g.timing('run_steps_per_s')} | {g.timing('compile_s')} |")
+                         f"{_fmt(lab, '.3f')} | {g.timing('run_steps_per_s')} | {plots.compile_text(g)} |")
     lines += ["", "Mean over seeds with its 95 % interval (cut to the quantity's range). *Best test accuracy* "
               "is each run's best eval; *the lab*: its test accuracy at the same cell, layers and hidden size.", ""]
     verdicts = {a.label: a for a in agreements(records, sequential.comparer(design) if design else None)}
@@ -255,7 +255,7 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
         for backend, g in sorted(by_backend.items()):
             lines.append(f"| {label} | {backend} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
                          f"{g.count('error')}) | {_reached(g)} | {_interval(g.final_exact(), 0, 1, '.3f')} | "
-                         f"{_solve_text(g)} | {g.timing('run_steps_per_s')} | {g.timing('compile_s')} |")
+                         f"{_solve_text(g)} | {g.timing('run_steps_per_s')} | {plots.compile_text(g)} |")
     lines += ["", "Mean over seeds with its 95 % interval (cut to the quantity's range). *Final exact match* "
               "is the last eval's; a run can reach 100 % and lose it again, which *reached 100 %* counts.", ""]
     shared = max((r["timing"] or {}).get("runs_in_program", 1) for r in records)

@@ -55,3 +55,25 @@ def test_a_sentiment_panel_adds_the_test_loss(monkeypatch):
     np.testing.assert_allclose(lines["torch"], [0.9, 0.5])
     np.testing.assert_allclose(lines["torch test"], [0.8, 0.7])
 
+
+
+def test_compile_times_are_drawn_by_kind_and_never_below_zero(monkeypatch, tmp_path):
+    # One cold compile among cache hits: a mean ± t-interval drew 0.29 ± 1.24 s.
+    def timed(seed, seconds, cache):
+        return {**record("adder", seed, [1.0, 0.5]),
+                "timing": {"compile_s": seconds, "compile_cache": cache, "run_steps_per_s": 100.0, "contention": 0}}
+
+    jax = Group("cfg", {}, "jax", [timed(0, 1.2, "compiled"), timed(1, 0.02, "memory"), timed(2, 0.03, "hit")])
+    torch = Group("cfg", {}, "torch", [{**timed(k, None, None)} for k in range(3)])
+    assert plots.compile_spans(jax) == {"compiled": (1.2, 1.2, 1.2, 1), "from cache": (0.025, 0.02, 0.03, 2)}
+    assert plots.compile_text(jax) == "1.20 compiled, 0.03 from cache (x2)" and plots.compile_text(torch) == "–"
+    assert plots.compile_spans(torch) == {}  # eager: nothing compiled
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    plots.timing({"cfg": {"jax": jax, "torch": torch}}, "title", tmp_path / "t.png")
+    compile_ax = figures[0].axes[1]
+    heights = sorted(round(bar.get_height(), 3) for bar in compile_ax.patches)
+    assert heights == [0.025, 1.2]
+    lows = [line.get_ydata().min() for line in compile_ax.lines if len(line.get_ydata())]
+    assert min(lows) >= 0.02  # the whiskers span the runs' own times, nothing below them
+    plots.plt.close(figures[0])
