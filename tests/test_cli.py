@@ -78,7 +78,8 @@ def test_a_run_writes_its_record(backend, tmp_path):
     assert record["backend"] == backend and record["status"] == "ok"
     assert record["config"]["cell"] == "gru" and record["config"]["steps"] == 20  # flag beats file
     assert [p["step"] for p in record["curve"]] == [10, 20]
-    assert set(record["curve"][0]) == {"step", "loss", "exact_acc", "digit_acc", "elapsed_s", "train_s"}
+    assert set(record["curve"][0]) == {"step", "loss", "train_loss_mean", "exact_acc", "digit_acc", "elapsed_s",
+                                       "train_s"}
     timing = record["timing"]
     for key in ("compile_s", "step_s_median", "steps_per_s", "solve_step", "solve_s"):
         assert key in timing

@@ -96,7 +96,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     assert list(tmp_path.iterdir()) == []
 
 
-def test_long_adder_runs_checkpoint_and_the_rest_do_not(tmp_path):
+def test_long_runs_checkpoint_and_the_rest_do_not(tmp_path):
     from compare.runner import CheckpointPolicy
     from compare.sweeps import Run
     from common.config import Config
@@ -113,7 +113,7 @@ def test_long_adder_runs_checkpoint_and_the_rest_do_not(tmp_path):
     assert every.for_unit(unit(Config(steps=40))) is None  # no step before the last would save
     assert CheckpointPolicy(0, tmp_path).for_unit(unit(long)) is None
     assert every.for_unit(unit(long, seeds=2)) is None  # a vmapped group of seeds
-    assert every.for_unit(unit(TextConfig(steps=3000))) is None  # the sentiment task has none yet
+    assert every.for_unit(unit(TextConfig(steps=3000))) == {"every": 40, "dir": str(tmp_path)}  # either task
 
 
 def test_a_sweep_killed_mid_run_resumes_that_run_from_its_checkpoint(tmp_path):
