@@ -79,7 +79,7 @@ def define_flags() -> None:
                       "cluster at --address; needs the cluster extra)")
     flags.DEFINE_string("address", None, "--engine ray: HOST:PORT of a running Ray cluster's head to run "
                         "on (default: start a local instance for this sweep and stop it after)")
-    flags.DEFINE_integer("checkpoint_every", None, "adder runs save a checkpoint every this many steps, so "
+    flags.DEFINE_integer("checkpoint_every", None, "runs save a checkpoint every this many steps, so "
                          "a run that was stopped (a kill, a lost node) resumes there on rerun; default: "
                          f"every {CheckpointPolicy.AUTO_EVERY} steps for runs of {CheckpointPolicy.AUTO_FROM} "
                          "steps or more; 0: never")
@@ -443,7 +443,7 @@ def _estimate(console: Console, F, todo: list[Run], device: str, device_note: st
         console.print("estimate: none for --engine ray (its runs run where Ray puts them)")
         return None, book
     calibrated, took = estimate.calibrate(todo, book, F.jobs, console) if F.calibrate else (0, 0.0)
-    forecast = estimate.forecast(todo, book, F.jobs, F.vmap_seeds)
+    forecast = estimate.forecast(todo, book, F.jobs, F.vmap_seeds, estimate.expected_contention())
     forecast.calibrated, forecast.calibration_s = calibrated, took
     for line in forecast.lines(where):
         console.print(escape(line))
