@@ -361,7 +361,7 @@ def staged_section(by_sweep: dict[str, list[dict[str, Any]]], design: sequential
              f"decided ({sum(c.verdict == 'same' for c in decided)} same, "
              f"{sum(c.verdict == 'different' for c in decided)} different), "
              f"{len(capped)} undecided at the cap, {len(rows) - len(decided) - len(capped)} not yet at it; "
-             f"{runs} runs, against {fixed} at a fixed `--seeds {design.cap}`"
+             f"{runs} runs (follow-ups aside), against {fixed} at a fixed `--seeds {design.cap}`"
              + (f" ({100 * (1 - runs / fixed):.0f} % fewer)" if fixed else "") + ".", "",
              "Seeds were added, a stage at a time, only to configs whose comparison was still undecided. Each "
              "stage's look has its own boundary (a group-sequential design, O'Brien–Fleming-type alpha "

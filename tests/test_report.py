@@ -37,8 +37,8 @@ def test_the_staged_summary_counts_decisions_and_their_cost_against_a_fixed_cap(
 
     lines = report.staged_section({"ablation": list(staged_records().values())}, Design.up_to(12))
     assert lines[0] == ("**Seeds auto** (stages of 3, 6, 12 seeds): 3 of 4 jax − torch comparisons decided "
-                        "(3 same, 0 different), 0 undecided at the cap, 1 not yet at it; 12 runs, against 48 at "
-                        "a fixed `--seeds 12` (75 % fewer).")
+                        "(3 same, 0 different), 0 undecided at the cap, 1 not yet at it; 12 runs (follow-ups aside), "
+                        "against 48 at a fixed `--seeds 12` (75 % fewer).")
     rows = [line for line in lines if line.startswith("| ablation")]
     assert rows[0].endswith("| same | 1 of 3 | 3 |")
     assert rows[3].endswith("| inconclusive | undecided after 1; next: 6 seeds | 3 |")
