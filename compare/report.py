@@ -371,7 +371,10 @@ def staged_section(by_sweep: dict[str, list[dict[str, Any]]], design: sequential
              "every stage with the fixed test instead would not hold these. A verdict is final at the stage "
              "that reached it (later seeds, added for another comparison, do not revisit it); the interval is "
              "that stage's repeated 95 % confidence interval. An undecided one at the cap needs more seeds "
-             "(`--max_seeds`): the estimate is what its spread would need in a fixed design. The findings "
+             "(`--max_seeds`): the estimate is what its spread would need in a fixed design. An interval of "
+             "[+0, +0] means every seed gave both backends the same value: decided at once, on the runs "
+             "themselves rather than on a spread (a rare seed that would part by more than the margin cannot "
+             "be ruled out by a dozen seeds, by this design or any other). The findings "
              "below are judged on the seeds each config got; their comparisons are not part of this design.",
              "", "| sweep | config | measure | jax − torch | verdict | stage | seeds |",
              "|---|---|---|---|---|---|---|"]

@@ -28,6 +28,12 @@ stricter boundary, from a group-sequential design:
 
 A comparison decided at a stage keeps that verdict: seeds added later for another comparison of
 the same config are not looked at by it (that would be another look).
+
+Zero spread (every seed gives both backends the same value, as identical trajectories do) has
+standard error 0 and decides at the first look: *same* if the values agree within the margin,
+*different* if they differ by more than the resolution. That rests on the runs themselves, not on
+a spread; the t approximation says nothing about rare seeds that would part far (a point mass at
+0 with rare excursions), and no design of a dozen seeds could rule them out.
 """
 
 from __future__ import annotations
