@@ -17,8 +17,12 @@ trained for CALIBRATION_STEPS steps in the backends' own warm workers, then (whe
 for one more step in a fresh worker, whose compile is the cache hit the sweep's runs will pay.
 That is seconds per shape, its cold compiles fill the persistent cache the sweep then reads, and
 the figures are cached per machine (CPU model, device, cores, instruction-set caps, Python and
-framework versions), so a shape is measured once. The sweep's wall time is its runs laid out on
-its `--jobs` slots as the runner lays them: longest first, each to the slot that frees first.
+framework versions), so a shape is measured once. On a shared machine the share of the cores
+other processes take moves a step's time by 2x within minutes: figures are kept for a core of
+their own (scaled by the share the run had) and a forecast slows them by the share the threads
+runnable now would take (expected_contention).
+The sweep's wall time is its runs laid out on its `--jobs` slots as the runner lays them: longest
+first, each to the slot that frees first.
 
 Not known in advance, so left out and said: the follow-ups (controls and float64 runs, made only
 for configs whose curves part), and early stops (a stop_when_solved run is counted at its cap:
@@ -53,12 +57,16 @@ CALIBRATION_STEPS, CALIBRATION_EVERY = 12, 6  # two timed blocks of 5 and 6 step
 # config with these at their defaults (the lr lives in the optimizer state; a schedule scales it).
 NOT_SHAPE = ("seed", "lr", "schedule", "milestones", "decay", "steps", "eval_every", "stop_when_solved", "init")
 KEEP_PROGRAMS = 8  # a JAX worker keeps its 8 latest configs' programs (jax_impl/train.py)
-FORMAT = 1  # of the cache file; another is ignored, and rewritten
+FORMAT = 2  # of the cache file; another is ignored, and rewritten
+MAX_CONTENTION = 0.9  # a share measured above this says little about the core's own speed
 
 
 @dataclasses.dataclass(frozen=True)
 class Figures:
-    """One shape's measured costs, in seconds."""
+    """One shape's measured costs, in seconds of a core of its own: measured while other processes
+    had a share c of the cores (timing.contention), times (1 - c). On a shared machine that share
+    moved a run's step time by 2x between calibration and sweep; so normalised, the calibration
+    matched the runs' steps within ~20 % (README)."""
     fixed_s: float
     compile_s: float  # a worker's first run of a config (0: eager)
     first_step_s: float
@@ -161,6 +169,7 @@ class Forecast:
     by_config: collections.Counter  # (sweep, label) -> seconds of work, both backends
     uncalibrated: list[Run]  # runs left out: their shapes have no figures
     capped: int  # stop_when_solved runs, counted at their cap
+    contention: float = 0.0  # the share of the slots' cores other processes are expected to take
     calibrated: int = 0  # shapes measured for this forecast
     calibration_s: float = 0.0
 
@@ -168,6 +177,8 @@ class Forecast:
         work = sum(self.by_sweep.values()) or 1.0
         head = (f"estimate: {_duration(self.wall_s)} wall for {self.runs - len(self.uncalibrated)} runs at "
                 f"{self.jobs} job(s) on {where}")
+        if self.contention:
+            head += f", other processes taking ~{self.contention:.0%} of its cores"
         if self.calibrated:
             head += f" (calibrated {self.calibrated} shape(s) just now, in {self.calibration_s:.0f} s)"
         lines = [head]
@@ -192,10 +203,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min ({seconds:.0f} s)"
 
 
-def forecast(runs: list[Run], book: Book, jobs: int, vmap_seeds: bool = False) -> Forecast:
+def forecast(runs: list[Run], book: Book, jobs: int, vmap_seeds: bool = False, contention: float = 0.0) -> Forecast:
     """Lay the runs' units out on `jobs` slots as LocalEngine does (longest first, each unit to
     the slot that frees first, lowest slot on a tie), charging a worker's start where a slot
-    starts one and a compile where its worker does not hold the config's programs."""
+    starts one and a compile where its worker does not hold the config's programs; the runs slowed
+    by `contention`, the share of their cores other processes are expected to take (expected())."""
+    slow = 1 / (1 - min(MAX_CONTENTION, contention))
     units = sorted(work_units(runs, vmap_seeds), key=order(book), reverse=True)
     free = [0.0] * jobs
     workers: list[dict[str, tuple[str, collections.OrderedDict]]] = [{} for _ in range(jobs)]
@@ -221,12 +234,13 @@ def forecast(runs: list[Run], book: Book, jobs: int, vmap_seeds: bool = False) -
         while len(held) > KEEP_PROGRAMS:
             held.popitem(last=False)
         workers[slot][first.backend] = key, held
-        runs_s = sum(f.run_s(r.config, compiled or k > 0) for k, (f, r) in enumerate(zip(figures, unit)))
+        runs_s = slow * sum(f.run_s(r.config, compiled or k > 0) for k, (f, r) in enumerate(zip(figures, unit)))
         free[slot] += cost + runs_s
         by_sweep[first.sweep] += cost + runs_s
         by_config[(first.sweep, first.label)] += cost + runs_s
     capped = sum(bool(getattr(r.config, "stop_when_solved", False)) for r in runs)
-    return Forecast(max(free, default=0.0), jobs, len(runs), dict(by_sweep), by_config, uncalibrated, capped)
+    return Forecast(max(free, default=0.0), jobs, len(runs), dict(by_sweep), by_config, uncalibrated, capped,
+                    contention)
 
 
 def calibration_config(run: Run, steps: int = CALIBRATION_STEPS, every: int = CALIBRATION_EVERY):
@@ -239,16 +253,20 @@ def calibration_config(run: Run, steps: int = CALIBRATION_STEPS, every: int = CA
 
 def figures(record: dict[str, Any], probe: dict[str, Any] | None, extra_build_s: float = 0.0) -> Figures:
     """A shape's figures from its calibration record (a run of CALIBRATION_STEPS) and, where it
-    compiles, its probe's (one step in a fresh worker: the compile a cache hit costs).
+    compiled afresh, its probe's (one step in a fresh worker: the compile a cache hit costs).
     `extra_build_s`: what the record's build paid once for its worker (PyTorch's first optimizer)."""
     t = record["timing"]
     evals = max(1, len(record["curve"]))
     start = (t.get("startup_s") or 0.0) + extra_build_s if not record.get("warm") else 0.0
     compile_s = t["compile_s"] or 0.0
     fixed = record["wall_s"] - start - compile_s - t["train_s"] - t["eval_s"]
-    probe_compile = probe["timing"]["compile_s"] if probe else None
-    return Figures(fixed_s=max(0.0, fixed), compile_s=probe_compile if probe_compile is not None else compile_s,
-                   first_step_s=t["first_step_s"], step_s=t["step_s_median"], eval_s=t["eval_s"] / evals)
+    probe_compile = probe["timing"]["compile_s"] if probe and probe["status"] != "error" else None
+    own = 1 - min(MAX_CONTENTION, t.get("contention") or 0.0)  # the share of its core the run had
+    probe_own = 1 - min(MAX_CONTENTION, probe["timing"].get("contention") or 0.0) if probe_compile is not None else own
+    return Figures(fixed_s=max(0.0, fixed) * own,
+                   compile_s=probe_compile * probe_own if probe_compile is not None else compile_s * own,
+                   first_step_s=t["first_step_s"] * own, step_s=t["step_s_median"] * own,
+                   eval_s=t["eval_s"] / evals * own)
 
 
 def calibrate(runs: list[Run], book: Book, jobs: int, console: Console) -> tuple[int, float]:
@@ -264,10 +282,13 @@ def calibrate(runs: list[Run], book: Book, jobs: int, console: Console) -> tuple
         done = execute(list(cal.values()), Path(tmp) / "shapes", jobs, console, title="calibrating the estimate")
         records = {s: done.get(r.key) for s, r in cal.items()}
         ok = {s: rec for s, rec in records.items() if rec and rec["status"] != "error"}
-        # Compiling shapes again, one step each, in fresh workers: their compile is now a cache hit.
+        # The shapes that compiled afresh, again for one step in fresh workers: their compile is
+        # now a cache hit, as the sweep's will be (one that was a hit already is its own probe).
         probes = {s: Run("calibrate", cal[s].backend, calibration_config(cal[s], 1, 1), ())
-                  for s, rec in ok.items() if rec["timing"]["compile_s"] is not None}
-        done = execute(list(probes.values()), Path(tmp) / "probes", jobs, console, title="calibrating compiles")
+                  for s, rec in ok.items()
+                  if rec["timing"]["compile_s"] is not None and rec["timing"].get("compile_cache") != "hit"}
+        done = execute(list(probes.values()), Path(tmp) / "probes", jobs, console,
+                       title="calibrating compiles") if probes else {}
     typical = {}  # each backend's build of a run in a warm worker
     for backend in {rec["backend"] for rec in ok.values()}:
         builds = [r["timing"]["build_s"] for r in ok.values() if r["backend"] == backend and r.get("warm")]
@@ -283,6 +304,30 @@ def calibrate(runs: list[Run], book: Book, jobs: int, console: Console) -> tuple
     book.starts.update({k: statistics.median(v) for k, v in starts.items()})
     book.save()
     return len(ok), time.perf_counter() - start
+
+
+def expected_contention(jobs: int, seconds: float = 1.0) -> float:
+    """The share of its cores other processes should take from a sweep of `jobs` slots, from how
+    many threads they keep runnable now (/proc/stat procs_running, sampled over `seconds` while
+    this process waits): fair_share(). Measured on the shared 2-core box, an idle-busy share
+    could not tell 2 other threads from 5 (both fill the cores); the count can."""
+    samples = []
+    for _ in range(20):
+        try:
+            with open("/proc/stat") as f:
+                running = next(int(line.split()[1]) for line in f if line.startswith("procs_running"))
+        except (OSError, StopIteration, ValueError):
+            return 0.0  # not Linux: assume the machine is the sweep's
+        samples.append(running - 1)  # this process, reading
+        time.sleep(seconds / 20)
+    return fair_share(statistics.mean(samples), jobs, len(available_cores()))
+
+
+def fair_share(others: float, jobs: int, cores: int) -> float:
+    """What the scheduler leaves to `others` runnable threads of a slot's core when `jobs` slots
+    run on `cores` cores: nothing while all fit, else each thread's fair share is cores / threads."""
+    threads = others + jobs
+    return 0.0 if threads <= cores else 1 - cores / threads
 
 
 def verdict(estimate_s: float, measured_s: float) -> str:

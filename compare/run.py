@@ -443,7 +443,7 @@ def _estimate(console: Console, F, todo: list[Run], device: str, device_note: st
         console.print("estimate: none for --engine ray (its runs run where Ray puts them)")
         return None, book
     calibrated, took = estimate.calibrate(todo, book, F.jobs, console) if F.calibrate else (0, 0.0)
-    forecast = estimate.forecast(todo, book, F.jobs, F.vmap_seeds, estimate.expected_contention())
+    forecast = estimate.forecast(todo, book, F.jobs, F.vmap_seeds, estimate.expected_contention(F.jobs))
     forecast.calibrated, forecast.calibration_s = calibrated, took
     for line in forecast.lines(where):
         console.print(escape(line))

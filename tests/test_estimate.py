@@ -106,13 +106,29 @@ def test_figures_come_from_a_calibration_record_and_its_compile_probe():
     timing = {"compile_s": 1.8, "train_s": 0.5, "eval_s": 0.2, "first_step_s": 0.06, "step_s_median": 0.04,
               "startup_s": 3.0, "build_s": 1.0}
     record = {"timing": timing, "curve": [{}, {}], "wall_s": 7.0, "warm": False}
-    probe = {"timing": {**timing, "compile_s": 0.3}}
+    probe = {"status": "ok", "timing": {**timing, "compile_s": 0.3}}
     f = estimate.figures(record, probe, extra_build_s=0.9)
     # Its worker's start (3.0 + PyTorch-like 0.9 s of first build) and its cold compile are not the run's.
     assert abs(f.fixed_s - (7.0 - 3.9 - 1.8 - 0.5 - 0.2)) < 1e-9
     assert (f.compile_s, f.step_s, f.eval_s, f.first_step_s) == (0.3, 0.04, 0.1, 0.06)
     eager = {"timing": {**timing, "compile_s": None}, "curve": [{}], "wall_s": 1.0, "warm": True}
     assert estimate.figures(eager, None).compile_s == 0.0
+    # A probe that failed leaves the calibration run's own compile (an upper bound).
+    assert estimate.figures(record, {"status": "error"}).compile_s == 1.8
+
+
+def test_figures_are_for_a_core_of_its_own_and_a_forecast_slows_them_by_the_contention_expected(tmp_path):
+    timing = {"compile_s": None, "train_s": 0.5, "eval_s": 0.2, "first_step_s": 0.06, "step_s_median": 0.04,
+              "startup_s": 0.0, "build_s": 0.0}
+    alone = estimate.figures({"timing": timing, "curve": [{}], "wall_s": 1.0, "warm": True}, None)
+    shared = estimate.figures({"timing": {**timing, "contention": 0.5}, "curve": [{}], "wall_s": 1.0,
+                               "warm": True}, None)  # others had half the core: it ran at half speed
+    assert all(abs(2 * getattr(shared, f) - getattr(alone, f)) < 1e-9
+               for f in ("fixed_s", "first_step_s", "step_s", "eval_s"))
+    runs = layers_runs(1)
+    book = book_of(tmp_path, runs, lambda r: 1.0)
+    assert forecast(runs, book, jobs=1, contention=0.5).wall_s == 2 * forecast(runs, book, jobs=1).wall_s
+    assert "other processes taking ~50% of its cores" in " ".join(forecast(runs, book, 1, contention=0.5).lines("x"))
 
 
 def test_on_a_small_sweep_the_estimate_is_near_the_wall_time_measured(tmp_path):
@@ -129,3 +145,11 @@ def test_on_a_small_sweep_the_estimate_is_near_the_wall_time_measured(tmp_path):
     assert off, text
     assert -50 <= int(off.group(1)) <= 100
     assert "- time estimate of those runs" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_other_threads_take_a_fair_share_of_the_cores_once_they_do_not_all_fit():
+    assert estimate.fair_share(0, jobs=2, cores=2) == 0.0  # the machine is the sweep's
+    assert estimate.fair_share(2, jobs=1, cores=4) == 0.0  # room for all
+    assert estimate.fair_share(2, jobs=2, cores=2) == 0.5
+    assert abs(estimate.fair_share(4, jobs=2, cores=2) - 2 / 3) < 1e-12  # 6 threads on 2 cores
+    assert 0.0 <= estimate.expected_contention(jobs=2, seconds=0.05) < 1.0
