@@ -13,8 +13,8 @@ once (interpreter and framework imports; PyTorch's first optimizer imports torch
 The figures are measured, not modelled from FLOPs (on these small shapes a step is mostly per-op
 overhead, README "Speed"): each distinct *shape* (a run's backend and config less what changes
 neither its programs nor a step's cost: seed, lr and schedule, steps, eval cadence, init) is
-trained for CALIBRATION_STEPS steps in the backends' own warm workers, then (where it compiles)
-for one more step in a fresh worker, whose compile is the cache hit the sweep's runs will pay.
+trained for CALIBRATION_STEPS steps in the backends' own warm workers, then (where it compiled
+afresh) for one more step in a fresh worker, whose compile is the cache hit the sweep's runs pay.
 That is seconds per shape, its cold compiles fill the persistent cache the sweep then reads, and
 the figures are cached per machine (CPU model, device, cores, instruction-set caps, Python and
 framework versions), so a shape is measured once. On a shared machine the share of the cores
@@ -64,9 +64,9 @@ MAX_CONTENTION = 0.9  # a share measured above this says little about the core's
 @dataclasses.dataclass(frozen=True)
 class Figures:
     """One shape's measured costs, in seconds of a core of its own: measured while other processes
-    had a share c of the cores (timing.contention), times (1 - c). On a shared machine that share
-    moved a run's step time by 2x between calibration and sweep; so normalised, the calibration
-    matched the runs' steps within ~20 % (README)."""
+    had a share c of the cores (timing.contention), times (1 - c). On the shared 2-core box that
+    share moved a step's time 2x between calibration and sweep; so normalised, the figures put
+    the digits sweep's runs, each at its own share, within 5 % of their wall time."""
     fixed_s: float
     compile_s: float  # a worker's first run of a config (0: eager)
     first_step_s: float
@@ -330,7 +330,17 @@ def fair_share(others: float, jobs: int, cores: int) -> float:
     return 0.0 if threads <= cores else 1 - cores / threads
 
 
-def verdict(estimate_s: float, measured_s: float) -> str:
-    """The estimate against the wall time measured, for the sweep's last lines and its report."""
+def contention_seen(records: list[dict[str, Any] | None]) -> float | None:
+    """The median share of their cores other processes took from these runs (timing.contention)."""
+    seen = [r["timing"]["contention"] for r in records
+            if r and r.get("timing") and r["timing"].get("contention") is not None]
+    return statistics.median(seen) if seen else None
+
+
+def verdict(estimate_s: float, measured_s: float, expected: float = 0.0, seen: float | None = None) -> str:
+    """The estimate against the wall time measured, for the sweep's last lines and its report;
+    with the share of the cores other processes were expected to take and took (the estimate's
+    largest error on a shared machine)."""
     off = (estimate_s - measured_s) / measured_s if measured_s > 0 else 0.0
-    return f"estimated {_duration(estimate_s)}, measured {_duration(measured_s)} ({off:+.0%})"
+    share = f"; other processes' share of the cores: {expected:.0%} expected, {seen:.0%} seen" if seen is not None else ""
+    return f"estimated {_duration(estimate_s)}, measured {_duration(measured_s)} ({off:+.0%}){share}"

@@ -274,7 +274,8 @@ def _sweep(console: Console, F, names: list[str], overrides: dict[str, Any], out
     done = execute_(runs, vmap_seeds=F.vmap_seeds, title=stage)
     main_s = time.perf_counter() - start
     # Every sweep checks the estimate: its first batch of runs (follow-ups and later stages aside).
-    checked = (estimate.verdict(forecast.wall_s, main_s)
+    checked = (estimate.verdict(forecast.wall_s, main_s, forecast.contention, estimate.contention_seen(
+        [done.get(r.key) for r in pending(runs, before, F.retry_errors)]))
                if forecast and forecast.runs > len(forecast.uncalibrated) else None)
     if checked and forecast.uncalibrated:
         checked += f"; {len(forecast.uncalibrated)} uncalibrated run(s) not in the estimate"

@@ -153,3 +153,11 @@ def test_other_threads_take_a_fair_share_of_the_cores_once_they_do_not_all_fit()
     assert estimate.fair_share(2, jobs=2, cores=2) == 0.5
     assert abs(estimate.fair_share(4, jobs=2, cores=2) - 2 / 3) < 1e-12  # 6 threads on 2 cores
     assert 0.0 <= estimate.expected_contention(jobs=2, seconds=0.05) < 1.0
+
+
+def test_the_verdict_says_how_far_off_and_the_contention_expected_and_seen():
+    assert estimate.verdict(90, 100) == "estimated 90 s, measured 100 s (-10%)"
+    runs = [{"timing": {"contention": c}} for c in (0.1, 0.5, 0.6)] + [None, {"status": "error"}]
+    assert estimate.contention_seen(runs) == 0.5 and estimate.contention_seen([None]) is None
+    assert estimate.verdict(300, 200, 0.5, 0.6).endswith("(+50%); other processes' share of the cores: "
+                                                         "50% expected, 60% seen")
