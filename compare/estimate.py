@@ -101,9 +101,11 @@ def machine(device: str) -> dict[str, Any]:
         except PackageNotFoundError:
             return None
 
+    # JAX's persistent cache turned off (ADDER_JAX_CACHE=''): every compile is cold, another machine.
+    uncached = {"jax_cache": "off"} if os.environ.get("ADDER_JAX_CACHE") == "" else {}
     return {"cpu": cpu.model(), "isa_caps": cpu.caps_in_force(), "cores": len(available_cores()),
             "device": device, "python": platform.python_version(),
-            **{name: installed(name) for name in ("jax", "jaxlib", "torch")}}
+            **{name: installed(name) for name in ("jax", "jaxlib", "torch")}, **uncached}
 
 
 def cache_dir() -> Path:

@@ -87,6 +87,7 @@ def test_runs_that_stop_when_solved_are_counted_at_their_cap_and_said(tmp_path):
 
 def test_the_book_is_per_machine_in_the_users_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("ADDER_JAX_CACHE", raising=False)
     runs = layers_runs(1)
     book = Book("cpu")
     assert book.path.parent == tmp_path / "rnn-adder" / "estimates"
@@ -96,6 +97,9 @@ def test_the_book_is_per_machine_in_the_users_cache(tmp_path, monkeypatch):
     again = Book("cpu")
     assert again.shapes == book.shapes and again.starts == book.starts and again.missing(runs) == runs[1:]
     assert Book("NVIDIA H100").path != book.path and Book("NVIDIA H100").shapes == {}  # another device
+    monkeypatch.setenv("ADDER_JAX_CACHE", "")  # every JAX compile cold: not this book's figures
+    assert Book("cpu").path != book.path
+    monkeypatch.delenv("ADDER_JAX_CACHE")
     machine = json.loads(book.path.read_text())["machine"]
     assert {"cpu", "cores", "device", "isa_caps", "python", "jax", "torch"} <= set(machine)
     book.path.write_text("{not json")
