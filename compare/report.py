@@ -381,8 +381,7 @@ def staged_section(by_sweep: dict[str, list[dict[str, Any]]], design: sequential
     for name, label, measure, c in rows:
         when = (f"{c.stage + 1} of {len(design.stages)}" if c.decided else
                 f"undecided after {c.stage + 1}" + (f"; next: {c.next_seeds} seeds" if c.next_seeds else
-                                                    f" (the cap); ~{c.seeds_needed} seeds would decide"
-                                                    if c.seeds_needed else " (the cap)"))
+                                                    f" (the cap), open by {c.why_open}"))
         diff = "–" if c.diff is None else f"{c.diff:+.3g} [{c.ci95[0]:+.3g}, {c.ci95[1]:+.3g}]"
         lines.append(f"| {name} | {label} | {measure} | {diff} | {c.verdict} | {when} | {c.seeds} |")
     return lines + [""]

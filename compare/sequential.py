@@ -193,6 +193,7 @@ class Staged(Comparison):
     stages: int = 1
     seeds: int = 0
     next_seeds: int | None = None
+    resolution: float = 0.0
 
     @property
     def decided(self) -> bool:
@@ -201,6 +202,17 @@ class Staged(Comparison):
     @property
     def at_cap(self) -> bool:
         return not self.decided and self.next_seeds is None
+
+    @property
+    def why_open(self) -> str:
+        """What keeps an undecided comparison open, measured."""
+        if self.diff is None:
+            return "fewer than 2 error-free seeds on a backend"
+        if (self.ci95[0] > 0 or self.ci95[1] < 0) and abs(self.diff) <= self.resolution:
+            return (f"its interval excludes 0, but the difference is within the measurement's resolution "
+                    f"({self.resolution:g}), and its spread keeps it from within the margin")
+        return f"its spread: ~{self.seeds_needed} seeds would decide a fixed design" if self.seeds_needed else \
+            "its spread"
 
     def __str__(self) -> str:
         if self.diff is None:
@@ -211,8 +223,7 @@ class Staged(Comparison):
             return f"{self.diff:+.3g}{ci}: {self.verdict} ({where})"
         if self.next_seeds:
             return f"{self.diff:+.3g}{ci}: inconclusive ({where}); the next stage runs {self.next_seeds}"
-        more = f"; ~{self.seeds_needed} seeds would decide a fixed design" if self.seeds_needed else ""
-        return f"{self.diff:+.3g}{ci}: inconclusive at the cap ({where}){more}"
+        return f"{self.diff:+.3g}{ci}: inconclusive at the cap ({where}); open by {self.why_open}"
 
 
 def compare(design: Design, a: dict[int, float], b: dict[int, float], margin: float,
@@ -232,14 +243,15 @@ def compare(design: Design, a: dict[int, float], b: dict[int, float], margin: fl
         paired = x.keys() == y.keys()
         xs, ys = (np.array([side[s] for s in sorted(side)], dtype=float) for side in (x, y))
         if len(xs) < 2 or len(ys) < 2:  # errors left a stage without a spread: no look
-            result = Staged(None, None, margin, "inconclusive", None, stage=k, stages=len(design.stages), seeds=n)
+            result = Staged(None, None, margin, "inconclusive", None, stage=k, stages=len(design.stages), seeds=n,
+                            resolution=resolution)
             continue
         diff, se, dof = (float(v) for v in moments(xs, ys, paired))
         found = WORDS[int(verdict(diff, se, dof, design.different_levels[k], design.same_levels[k],
                                   margin, resolution))]
         half = float(quantile(design.different_levels[k], dof)) * se
         result = Staged(diff, (diff - half, diff + half), margin, found, None, paired, stage=k,
-                        stages=len(design.stages), seeds=n)
+                        stages=len(design.stages), seeds=n, resolution=resolution)
         if found != "inconclusive":
             return result
     if last + 1 < len(design.stages):

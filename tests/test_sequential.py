@@ -168,6 +168,12 @@ def test_undecided_at_the_cap_says_what_a_fixed_design_would_need():
     a, b = dict(enumerate(rng.normal(0, 0.05, 12))), dict(enumerate(rng.normal(0.015, 0.05, 12)))
     c = compare(DESIGN, a, b, 0.02)
     assert c.verdict == "inconclusive" and c.at_cap and c.seeds_needed > 12 and "at the cap" in str(c)
+    assert c.why_open == f"its spread: ~{c.seeds_needed} seeds would decide a fixed design"
+    # Apart beyond the interval, but by less than one eval (text-cells rnn: +41.7 [+1.19, +82.1] at eval 50).
+    rng = np.random.default_rng(6)
+    d = rng.normal(40, 20, 12)
+    near = compare(DESIGN, dict(enumerate(200 + d)), dict(enumerate(np.full(12, 200.0))), 50.0, 50.0)
+    assert near.at_cap and near.ci95[0] > 0 and "within the measurement's resolution (50)" in near.why_open
 
 
 def test_missing_seeds_fall_back_to_welch_and_too_few_is_no_look():
