@@ -264,7 +264,8 @@ ENTRY_POINTS = {
                       vmap_seeds=_ints("1", "2", bad=["65"]),
                       config=(["good.json"], ["", "missing.json", "bad.json", "latin1.json", "file.txt"]),
                       out=(["run.json"], ["", "nodir/run.json", ".", "file.txt/run.json"]))),
-    "compare.run": (["--dry_run", "--set", "device=cpu", "--sweep", "ablation"],
+    # --nocalibrate: a dry run would otherwise time each new shape first (compare/estimate.py)
+    "compare.run": (["--dry_run", "--nocalibrate", "--set", "device=cpu", "--sweep", "ablation"],
                     dict(sweep=(["layers", "ablation", "all"], ["", "nope"]),
                          backends=(["jax", "torch", "jax,torch"], ["jax,jax", "tf", ""]),
                          seeds=(["1", "3", "auto"], [*_BAD_INTS, "1001", "Auto"]),

@@ -22,7 +22,9 @@ TINY = ["--seeds", "1", "--set", "steps=10", "--set", "eval_every=5", "--set", "
 
 
 def harness(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "compare.run", *args], capture_output=True,
+    # --nocalibrate: these sweeps are too small to be worth timing first (tests/test_estimate.py
+    # calibrates); with it, a test's time is its runs'.
+    return subprocess.run([sys.executable, "-m", "compare.run", "--nocalibrate", *args], capture_output=True,
                           text=True, timeout=600, **kw)
 
 
@@ -51,7 +53,7 @@ def test_tiny_sweep_writes_every_output(tmp_path):
 def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "h0"
     args = ["--sweep", "h0", *TINY, "--backends", "torch", "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "compare.run", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "compare.run", "--nocalibrate", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = out / "results.jsonl"
     deadline = time.time() + 120
@@ -125,7 +127,7 @@ def test_a_sweep_killed_mid_run_resumes_that_run_from_its_checkpoint(tmp_path):
     plain = tmp_path / "plain"
     assert harness(*args, "--checkpoint_every", "0", "--out", str(plain)).returncode == 0
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "compare.run", *args, "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "compare.run", "--nocalibrate", *args, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoints, deadline = out / "checkpoints", time.time() + 300
     while time.time() < deadline and not any(checkpoints.glob("*-000000[5-9]?0.ckpt.npz")):
@@ -391,8 +393,8 @@ def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path):
 
 def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     out = tmp_path / "h0"
-    proc = subprocess.Popen([sys.executable, "-m", "compare.run", "--sweep", "h0", *TINY, "--set", "steps=400",
-                             "--backends", "torch", "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "compare.run", "--nocalibrate", "--sweep", "h0", *TINY,
+                             "--set", "steps=400", "--backends", "torch", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     logs = out / "logs"
@@ -412,7 +414,7 @@ def test_a_full_disk_is_one_line_and_leaves_every_file_whole(tmp_path):
     """RLIMIT_FSIZE makes every write past 4 KB fail as a full disk does (EFBIG), in the harness
     and its workers alike."""
     out = tmp_path / "abl"
-    result = subprocess.run(small_disk(4096, ["-m", "compare.run", "--sweep", "ablation", *TINY,
+    result = subprocess.run(small_disk(4096, ["-m", "compare.run", "--nocalibrate", "--sweep", "ablation", *TINY,
                                               "--set", "device=cpu", "--out", str(out)]),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr
@@ -438,7 +440,7 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
 def test_a_dry_run_without_calibrating_estimates_from_the_cache_alone_and_says_what_it_lacks(tmp_path):
     cache, cwd = tmp_path / "cache", tmp_path / "cwd"
     cwd.mkdir()
-    result = harness("--sweep", "ablation", *TINY, "--set", "device=cpu", "--dry_run", "--nocalibrate",
+    result = harness("--sweep", "ablation", *TINY, "--set", "device=cpu", "--dry_run",  # --nocalibrate
                      cwd=cwd, env={**os.environ, "XDG_CACHE_HOME": str(cache)})
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())

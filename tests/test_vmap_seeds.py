@@ -104,8 +104,8 @@ def test_harness_groups_consecutive_jax_seeds_of_one_config():
 
 def test_harness_with_vmap_seeds_records_every_run(tmp_path):
     out = tmp_path / "abl"
-    result = subprocess.run([sys.executable, "-m", "compare.run", "--sweep", "ablation", "--seeds", "2",
-                             "--vmap_seeds", "--set", "steps=10", "--set", "eval_every=5",
+    result = subprocess.run([sys.executable, "-m", "compare.run", "--nocalibrate", "--sweep", "ablation",
+                             "--seeds", "2", "--vmap_seeds", "--set", "steps=10", "--set", "eval_every=5",
                              "--set", "eval_size=50", "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
