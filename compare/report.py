@@ -326,6 +326,7 @@ def write(out_dir: Path, records: list[dict[str, Any]], header: list[str],
     by_sweep: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_sweep.setdefault(r["sweep"], []).append(r)
+    by_sweep = {name: in_sweep_order(name, recs) for name, recs in by_sweep.items()}
     sections, rows = [], []
     if design:
         header = header + [""] + staged_section(by_sweep, design)
@@ -340,6 +341,21 @@ def write(out_dir: Path, records: list[dict[str, Any]], header: list[str],
     writer.writerows(rows)
     write_atomic(out_dir / "summary.csv", buf.getvalue())
     write_atomic(out_dir / "report.md", "\n".join(header + [""] + sections + time_section(records)))
+
+
+def in_sweep_order(name: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sweep's records with its points in the order its table lists them (layers=1 before
+    layers=10), whatever order they ran in: the runner runs the longest first."""
+    sweep = SWEEPS[name]
+
+    def rank(record: dict[str, Any]) -> tuple:
+        point = record["point"]
+        for axes in (sweep.quick_axes, sweep.paper_axes):
+            if all(field in point and point[field] in list(values) for field, values in axes.items()):
+                return tuple(list(values).index(point[field]) for field, values in axes.items())
+        return ()  # a point of neither preset (an older table): first, in the order it ran
+
+    return sorted(records, key=rank)  # stable: each point's records keep their order
 
 
 def staged_section(by_sweep: dict[str, list[dict[str, Any]]], design: sequential.Design) -> list[str]:

@@ -44,3 +44,13 @@ def test_the_staged_summary_counts_decisions_and_their_cost_against_a_fixed_cap(
     assert rows[3].endswith("| inconclusive | undecided after 1; next: 6 seeds | 3 |")
     capped = report.staged_section({"ablation": list(staged_records(seeds=6).values())}, Design.up_to(6))
     assert "1 undecided at the cap" in capped[0]
+
+
+def test_configs_are_reported_in_the_sweeps_order_not_the_order_they_ran():
+    # The runner runs the longest first (layers=10 before layers=1); the tables keep the sweep's.
+    from compare.report import in_sweep_order
+
+    ran = [{"point": {"layers": n}, "seed": k} for n in (10, 4, 1, 3, 2) for k in (0, 1)]
+    ordered = in_sweep_order("layers", ran)
+    assert [r["point"]["layers"] for r in ordered] == [1, 1, 2, 2, 3, 3, 4, 4, 10, 10]
+    assert [r["seed"] for r in ordered][:2] == [0, 1]  # a point's runs keep their order
