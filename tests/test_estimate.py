@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from compare import estimate
 from compare.estimate import Book, Figures, forecast, order, shape
 from compare.sweeps import SWEEPS, Run, expand
@@ -135,6 +137,21 @@ def test_figures_are_for_a_core_of_its_own_and_a_forecast_slows_them_by_the_cont
     assert "other processes taking ~50% of its cores" in " ".join(forecast(runs, book, 1, contention=0.5).lines("x"))
 
 
+def test_a_sweep_calibrates_its_new_shapes_then_states_and_checks_its_estimate(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = [sys.executable, "-m", "compare.run", "--sweep", "ablation", "--seeds", "1", "--backends", "torch",
+            "--set", "steps=10", "--set", "eval_every=5", "--set", "eval_size=50"]
+    first = subprocess.run([*args, "--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=600,
+                           env=env)
+    assert first.returncode == 0, first.stderr
+    text = " ".join(first.stdout.split())
+    assert "calibrated 2 shape(s) just now" in text and "the runs' time estimate: estimated" in text
+    again = subprocess.run([*args, "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=600,
+                           env=env)
+    assert again.returncode == 0 and "calibrated" not in again.stdout  # the cache knows both shapes
+
+
+@pytest.mark.slow  # a timing bound: a benchmark's business, kept out of the default run
 def test_on_a_small_sweep_the_estimate_is_near_the_wall_time_measured(tmp_path):
     """A real sweep, calibrated afresh: the estimate within a generous factor of the measured wall
     time of its runs (the figure on a real sweep is the README's; this guards the model's terms)."""
