@@ -63,7 +63,7 @@ def plain_loop(backend: str, cfg: Config, device: str = "cpu", *, unroll: int = 
     `graphs` (capture the whole step in a CUDA graph on its first call) or `compile`
     (torch.compile the model; `allow_rnn`: let Dynamo trace nn.RNN/LSTM)."""
     if not supports(cfg):
-        raise ValueError(f"no plain baseline loop for this config (only the handout's model): {cfg}")
+        raise ValueError(f"no plain baseline loop for this config (the handout's model or its LSTM): {cfg}")
     if backend == "jax":
         if graphs or compile:
             raise ValueError("graphs and compile are the PyTorch loop's variants; JAX's is unroll")
