@@ -1,4 +1,4 @@
-"""The backends by name: `jax_impl` and `torch_impl` are mirror images (the same modules, train,
+"""The backends by name: `jax_impl` and `torch_impl` are mirror images (the same modules, adder,
 runtime, params, model, with the same names), so everything that picks one by name goes through
 here. Importing this module starts no framework; `module` does, for the backend it is asked for.
 """
@@ -21,5 +21,5 @@ def package(backend: str) -> str:
 
 
 def module(backend: str, part: str) -> ModuleType:
-    """`<backend>_impl.<part>` (e.g. "train", "runtime"), imported now with its framework."""
+    """`<backend>_impl.<part>` (e.g. "adder", "runtime"), imported now with its framework."""
     return importlib.import_module(f"{package(backend)}.{part}")

@@ -126,7 +126,7 @@ def fit_lockstep(cfgs: list[Config], group: Lockstep, on_step: Callable[[int], N
                  on_eval: Callable[[int, dict[str, Any]], None] | None = None,
                  checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
     """`fit` for runs that differ only in seed and advance together (`group`, with
-    `compile(batches)` too: jax_impl.train.SeedGroup, or Alone); one outcome per run. A solved
+    `compile(batches)` too: jax_impl.adder.SeedGroup, or Alone); one outcome per run. A solved
     (with stop_when_solved) or diverged run is finished at once."""
     works = [Adder(cfg) for cfg in cfgs]
     return fit_group(works, group, lambda: group.compile([work.batch(1) for work in works]),

@@ -49,7 +49,7 @@ class Task:
 
 
 ADDER = Task(
-    "adder", Config, "train",
+    "adder", Config, "adder",
     # quick: minutes on a 2-core CPU (a higher lr, fewer steps); paper: the reports' settings.
     quick={"steps": 300, "eval_every": 20, "lr": 1e-2}, paper={},
     accuracy_key="exact_acc", final=("step", "loss", "exact_acc", "digit_acc"), extra_fields=(),

@@ -25,7 +25,7 @@ from common.sentiment.params import init_params, param_shapes
 from jax_impl import runtime
 from jax_impl.model import RecurrentLayer
 from jax_impl.params import from_tree, to_tree
-from jax_impl.train import initial_tracking, make_optimizer, state_arrays, state_from_arrays, take_loss_mean, tracking
+from jax_impl.adder import initial_tracking, make_optimizer, state_arrays, state_from_arrays, take_loss_mean, tracking
 
 State = dict[str, Any]
 
@@ -63,7 +63,7 @@ def _split(cfg: TextConfig, params: dict[str, Any]) -> tuple[dict[str, Any], dic
 
 
 # Compiled programs of this process's recent configs, keyed by everything but the seed (as
-# jax_impl.train's): a warm worker compiles a config once for all its seeds. Each entry is the
+# jax_impl.adder's): a warm worker compiles a config once for all its seeds. Each entry is the
 # config's (kind, rows, width) -> program map, filled as widths are met; the oldest are dropped.
 _PROGRAMS: collections.OrderedDict[tuple, dict[tuple[str, int, int], Any]] = collections.OrderedDict()
 _KEEP_PROGRAMS = 8

@@ -13,7 +13,7 @@ def backend(request):
 
 
 def trainer_for(backend, cfg):
-    return module(backend, "train").Trainer(cfg)
+    return module(backend, "adder").Trainer(cfg)
 
 
 @functools.cache

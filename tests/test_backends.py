@@ -28,7 +28,7 @@ def test_a_backend_by_name_is_its_package():
 @pytest.mark.parametrize("name", ["tf", "", "jax_impl", "JAX"])
 def test_an_unknown_backend_is_bad_input_naming_it(name):
     with pytest.raises(ConfigError, match=f"backend {name!r}: backends are jax, torch"):
-        module(name, "train")
+        module(name, "adder")
     assert issubclass(ConfigError, ValueError)
 
 
@@ -49,7 +49,7 @@ def test_the_contract_names_what_callers_use():
 
 def test_every_backend_keeps_the_trainer_contract(backend):
     """Same methods with the same parameters, and compile_cache from the start."""
-    train = module(backend, "train")
+    train = module(backend, "adder")
     for name, signature in _contract().items():
         assert list(inspect.signature(getattr(train.Trainer, name)).parameters) == list(signature.parameters), name
     trainer = train.Trainer(Config(digits=3, hidden=4, embed=2, batch_size=4, eval_size=8, device="cpu"))

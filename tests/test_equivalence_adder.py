@@ -71,7 +71,7 @@ def test_dropped_hidden_bias_is_caught(monkeypatch):
         original(model, {k: (0 * v if ".bias_hh_" in k else v) for k, v in params.items()})
 
     monkeypatch.setattr(torch_params, "load_params", without_b_hh)
-    monkeypatch.setattr("torch_impl.train.load_params", without_b_hh)
+    monkeypatch.setattr("torch_impl.adder.load_params", without_b_hh)
     assert eq.check("lstm", 1, "float64").violations()
 
 

@@ -215,13 +215,13 @@ def test_every_run_of_a_sweep_gets_the_one_resolved_device(tmp_path):
 
 
 # A sitecustomize.py on PYTHONPATH runs in every worker the harness starts: it breaks PyTorch's
-# Adam (eps 1e-1 instead of 1e-8) as the worker imports torch_impl.train, without touching the code.
+# Adam (eps 1e-1 instead of 1e-8) as the worker imports torch_impl.adder, without touching the code.
 _BREAK_TORCH_ADAM = '''
 import importlib.abc, importlib.util, sys
 
 class _Break(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "torch_impl.train":
+        if name != "torch_impl.adder":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -495,7 +495,7 @@ import importlib.abc, importlib.util, sys
 
 class _Faults(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "torch_impl.train":
+        if name != "torch_impl.adder":
             return None
         sys.meta_path.remove(self)
         import resource

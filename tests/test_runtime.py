@@ -27,7 +27,7 @@ def test_a_trainer_leaves_jax_platforms_alone():
     # process would silently run on the CPU. Only a one-config process may do it.
     import jax
 
-    from jax_impl.train import Trainer
+    from jax_impl.adder import Trainer
 
     before = jax.config.jax_platforms
     Trainer(Config(device="cpu", batch_size=4, eval_size=4))
@@ -41,7 +41,7 @@ def test_a_one_config_cpu_process_never_starts_a_gpu_backend():
     assert out.stdout.strip() == "cpu", out.stderr
 
 
-@pytest.mark.parametrize("module", ["jax_impl", "jax_impl.runtime", "jax_impl.train"])
+@pytest.mark.parametrize("module", ["jax_impl", "jax_impl.runtime", "jax_impl.adder"])
 def test_importing_the_jax_backend_turns_off_gpu_preallocation(module):
     # Under pytest a skip check started JAX's GPU backend before any trainer's configure() could
     # say so, and JAX took 75 % of the GPU for the whole session.

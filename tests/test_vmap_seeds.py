@@ -12,7 +12,7 @@ from common.config import Config
 from common.loop import fit, fit_lockstep
 from compare.runner import work_units
 from compare.sweeps import SWEEPS, expand
-from jax_impl.train import SeedGroup, Trainer
+from jax_impl.adder import SeedGroup, Trainer
 
 
 def seeds_of(cfg, n):
@@ -128,6 +128,6 @@ def test_seed_groups_are_declared_where_the_backends_have_them():
     from common import backends
     from common.sentiment.config import TextConfig
 
-    for config, part in ((Config, "train"), (TextConfig, "sentiment")):
+    for config, part in ((Config, "adder"), (TextConfig, "sentiment")):
         for backend in backends.BACKENDS:
             assert (backend in config.SEED_GROUPS) == hasattr(backends.module(backend, part), "SeedGroup")

@@ -17,7 +17,7 @@ from common.sentiment.dataset import TextBatch
 from common.sentiment.params import init_params
 from torch_impl import runtime
 from torch_impl.params import export_params, load_params
-from torch_impl.train import loss_mean, restore_trainer, start_tracking, trainer_arrays, update
+from torch_impl.adder import loss_mean, restore_trainer, start_tracking, trainer_arrays, update
 
 _RNNS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -112,7 +112,7 @@ class Trainer:
         return export_params(self.model)
 
     def training_state(self) -> dict[str, np.ndarray]:
-        """Everything training continues from (torch_impl.train.trainer_arrays), the frozen
+        """Everything training continues from (torch_impl.adder.trainer_arrays), the frozen
         embedding left out."""
         return trainer_arrays(self, self._frozen)
 

@@ -57,7 +57,7 @@ def _time_steps(step, sync, batches, blocks: int, block_steps: int) -> list[floa
 def vmap_worker(case: str, device: str, threads: int, seeds: int, quick: bool) -> dict[str, Any]:
     """JAX: the step time of `seeds` seeds trained together by one vmapped program."""
     from common.data import train_batch
-    from jax_impl.train import SeedGroup
+    from jax_impl.adder import SeedGroup
 
     cfgs = [CASES[case].replace(device=device, threads=threads, seed=k) for k in range(seeds)]
     batches = [[train_batch(c, k) for c in cfgs] for k in range(1, 5)]
@@ -75,7 +75,7 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> d
 
     cfg = CASES[case].replace(device=device, threads=threads)
     start = time.perf_counter()
-    train = module(backend, "train")
+    train = module(backend, "adder")
     import_s = time.perf_counter() - start
 
     start = time.perf_counter()

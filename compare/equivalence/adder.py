@@ -36,7 +36,7 @@ def training_runs(cfg: Config, full: bool) -> list[Config]:
 
 
 def trainer(backend: str, cfg: Config):
-    return backends.module(backend, "train").Trainer(cfg)
+    return backends.module(backend, "adder").Trainer(cfg)
 
 
 def trainers(cfg: Config) -> tuple[Any, Any]:

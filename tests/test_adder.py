@@ -74,22 +74,22 @@ def test_a_5000_digit_step(backend):
 
 
 def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
-    """A warm worker compiles a config once for all its seeds (jax_impl.train._PROGRAMS); the
+    """A warm worker compiles a config once for all its seeds (jax_impl.adder._PROGRAMS); the
     reused program must train a seed exactly as a freshly compiled one does."""
-    from jax_impl import train as jax_train
+    from jax_impl import adder as jax_adder
 
     cfg = Config(steps=20, eval_every=10, eval_size=100, device="cpu", threads=1, h0="randn")
     seed1 = cfg.replace(seed=1)
     scores = lambda record: [(p["step"], p["loss"], p["exact_acc"], p["digit_acc"]) for p in record["curve"]]  # noqa: E731
-    jax_train._PROGRAMS.clear()
-    fit(cfg, jax_train.Trainer(cfg))
-    reused = jax_train.Trainer(seed1)
+    jax_adder._PROGRAMS.clear()
+    fit(cfg, jax_adder.Trainer(cfg))
+    reused = jax_adder.Trainer(seed1)
     reused_scores = scores(fit(seed1, reused))
     assert reused.compile_cache == "memory"
-    jax_train._PROGRAMS.clear()
-    fresh = jax_train.Trainer(seed1)
+    jax_adder._PROGRAMS.clear()
+    fresh = jax_adder.Trainer(seed1)
     assert scores(fit(seed1, fresh)) == reused_scores and fresh.compile_cache != "memory"
-    other = jax_train.Trainer(seed1.replace(hidden=32))  # another config compiles its own
+    other = jax_adder.Trainer(seed1.replace(hidden=32))  # another config compiles its own
     fit(seed1.replace(hidden=32), other)
     assert other.compile_cache != "memory"
 
@@ -223,7 +223,7 @@ def test_another_config_does_not_resume_from_these_checkpoints(backend, tmp_path
 
 def test_seeds_trained_together_refuse_checkpoints(tmp_path):
     from common.loop import fit_lockstep
-    from jax_impl.train import SeedGroup
+    from jax_impl.adder import SeedGroup
 
     cfgs = [CKPT_CFG, CKPT_CFG.replace(seed=1)]
     with pytest.raises(ConfigError, match="--checkpoint_every=10 with --vmap_seeds=2"):
@@ -271,7 +271,7 @@ def test_the_interval_mean_is_the_mean_of_the_steps_losses(backend):
 
 def test_seeds_trained_together_keep_a_mean_each():
     from common.loop import fit_lockstep
-    from jax_impl.train import SeedGroup
+    from jax_impl.adder import SeedGroup
 
     cfgs = [CKPT_CFG.replace(steps=20), CKPT_CFG.replace(steps=20, seed=1)]
     group, losses = SeedGroup(cfgs), {}
