@@ -1,6 +1,7 @@
-"""The backends by name: `jax_impl` and `torch_impl` are mirror images (the same modules, adder,
-runtime, params, model, with the same names), so everything that picks one by name goes through
-here. Importing this module starts no framework; `module` does, for the backend it is asked for.
+"""The backends by name: `jax_impl` and `torch_impl` are mirror images (the same modules, core,
+adder, sentiment, runtime, params, model, with the same names), so everything that picks one by
+name goes through here. Importing this module starts no framework; `module` does, for the
+backend it is asked for.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ CALIBRATION_STEPS, CALIBRATION_EVERY = 12, 6  # two timed blocks of 5 and 6 step
 # Fields that change neither a run's programs nor the cost of its steps and evals: a shape is a
 # config with these at their defaults (the lr lives in the optimizer state; a schedule scales it).
 NOT_SHAPE = ("seed", "lr", "schedule", "milestones", "decay", "steps", "eval_every", "stop_when_solved", "init")
-KEEP_PROGRAMS = 8  # a JAX worker keeps its 8 latest configs' programs (jax_impl/adder.py)
+KEEP_PROGRAMS = 8  # a JAX worker keeps its 8 latest configs' programs (jax_impl/core.py)
 FORMAT = 2  # of the cache file; another is ignored, and rewritten
 MAX_CONTENTION = 0.9  # a share measured above this says little about the core's own speed
 

@@ -1,12 +1,11 @@
-"""JAX training: Adam from optax, piecewise-constant schedule, mean cross-entropy over every
-position. One jitted, buffer-donating step carries everything (parameters, optimiser state,
-carried hidden state, divergence flag, the interval's loss sum), so the host never waits on the
-device between evals.
+"""The adder's JAX trainer (on jax_impl.core): mean cross-entropy over every position. One
+jitted, buffer-donating step carries everything (parameters, optimiser state, carried hidden
+state, divergence flag, the interval's loss sum), so the host never waits on the device between
+evals. SeedGroup trains several seeds of a config in one vmapped program.
 """
 
 from __future__ import annotations
 
-import collections
 import time
 from typing import Any
 
@@ -17,32 +16,20 @@ import optax
 
 from common.config import Config
 from common.data import Batch, eval_chunk_size
-from common.params import Params, init_params
+from common.params import Params, init_params, param_shapes
 from jax_impl import runtime
+from jax_impl.core import State, TrainerCore, initial_tracking, make_optimizer, take_loss_mean, tracking
 from jax_impl.model import Adder, RecurrentLayer
-from jax_impl.params import export_params, load_params
-
-State = dict[str, Any]
+from jax_impl.params import to_native, to_neutral
 
 
 def make_params(cfg: Config, model: Adder) -> dict[str, Any]:
     if cfg.init == "shared":
-        return load_params(cfg, init_params(cfg))
+        return to_native(init_params(cfg))
     # native: Flax's own initialisers; parameter shapes do not depend on batch or length.
     a = jnp.zeros((1, 1), jnp.int32)
     h0 = jnp.zeros((cfg.state_parts, cfg.layers, 1, cfg.hidden), cfg.dtype)
     return model.init(jax.random.PRNGKey(cfg.seed), a, a, h0)["params"]
-
-
-def make_optimizer(cfg: Config) -> optax.GradientTransformation:
-    # The learning rate lives in the optimiser state, not in the compiled program, so runs that
-    # differ only in lr (an lr sweep, the bench's solve run) share one program.
-    adam = optax.inject_hyperparams(optax.adam)(learning_rate=cfg.lr)
-    if cfg.schedule == "constant":
-        return adam
-    # Scaled by `decay` once `milestone` updates are done, like torch's MultiStepLR.
-    return optax.chain(adam, optax.scale_by_schedule(
-        optax.piecewise_constant_schedule(1.0, {m: cfg.decay for m in cfg.milestones})))
 
 
 def make_initial_state(cfg: Config, optimizer: optax.GradientTransformation):
@@ -59,26 +46,6 @@ def make_initial_state(cfg: Config, optimizer: optax.GradientTransformation):
         }
 
     return initial_state
-
-
-def initial_tracking(dtype: str) -> State:
-    """What `tracking` carries from step to step, before the first."""
-    return {"step": jnp.zeros((), jnp.int32), "first_bad": jnp.zeros((), jnp.int32), "loss": jnp.zeros((), dtype),
-            **interval_start(dtype)}
-
-
-def interval_start(dtype: str, shape: tuple[int, ...] = ()) -> State:
-    """An empty loss sum: the interval since the previous eval (`loss_mean`) starts."""
-    return {"loss_sum": jnp.zeros(shape, dtype), "loss_count": jnp.zeros(shape, jnp.int32)}
-
-
-def tracking(state: State, loss: jax.Array) -> State:
-    """After one update, on the device: the step count, the first step whose loss was not finite,
-    the latest loss, and the sum and count of the losses since the interval started."""
-    step = state["step"] + 1
-    newly_bad = (state["first_bad"] == 0) & ~jnp.isfinite(loss)
-    return {"step": step, "first_bad": jnp.where(newly_bad, step, state["first_bad"]), "loss": loss,
-            "loss_sum": state["loss_sum"] + loss, "loss_count": state["loss_count"] + 1}
 
 
 def loss_fn(logits: jax.Array, target: jax.Array) -> jax.Array:
@@ -121,67 +88,18 @@ def make_score(model: Adder):
     return score
 
 
-# A copy of every array made on the device, so no restored buffer aliases host memory that a
-# donating step could not take over.
-_fresh_copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
-
-
-def take_loss_mean(state: State, device) -> tuple[State, np.ndarray]:
-    """(the state with a new interval started, the mean loss of the interval that ended; one
-    per seed for a SeedGroup's state), in one transfer."""
-    total, count = jax.device_get((state["loss_sum"], state["loss_count"]))
-    fresh = jax.device_put(interval_start(total.dtype, total.shape), device)
-    return {**state, **fresh}, total.astype(np.float64) / count
-
-
-def state_arrays(state: State) -> dict[str, np.ndarray]:
-    """A training state as host arrays named by their path in the pytree (common/checkpoint.py
-    saves them)."""
-    # Copies: on a CPU a host view of a device buffer would change under the next (donating) step.
-    return {jax.tree_util.keystr(path): np.array(leaf, copy=True)
-            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
-
-
-def state_from_arrays(like: State, arrays: dict[str, np.ndarray], device) -> State:
-    """`state_arrays`' inverse: the same pytree as `like`, as fresh device arrays (the train step
-    donates its input buffers). ValueError, naming the array, if they do not fit `like`."""
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
-    names = [jax.tree_util.keystr(path) for path, _ in leaves]
-    missing, extra = sorted(set(names) - set(arrays)), sorted(set(arrays) - set(names))
-    if missing or extra:
-        raise ValueError(f"state does not fit this trainer: missing {missing[:3]}, unknown {extra[:3]}")
-    for name, (_, leaf) in zip(names, leaves):
-        x = arrays[name]
-        if x.shape != leaf.shape or x.dtype != leaf.dtype:
-            raise ValueError(f"state {name}: {x.dtype}{list(x.shape)}, expected {leaf.dtype}{list(leaf.shape)}")
-    return _fresh_copy(jax.device_put(treedef.unflatten([np.asarray(arrays[n]) for n in names]), device))
-
-
-# Compiled programs of this process's recent configs, keyed by everything but the seed: a
-# program does not depend on the seed (it only picks data and initial weights, both inputs), and
-# even a persistent-cache hit costs ~0.3 s of tracing and lowering. The oldest are dropped, so a
-# worker that trains many configs does not grow.
-_PROGRAMS: collections.OrderedDict[tuple, tuple[Any, dict]] = collections.OrderedDict()
-_KEEP_PROGRAMS = 8
-
-
-class Trainer:
+class Trainer(TrainerCore):
     """Owns the jitted steps and the training state; see common.loop.Trainer for the contract."""
 
-    backend = "jax"
-
     def __init__(self, cfg: Config):
-        self.cfg = cfg
-        self.device = runtime.configure(cfg)
+        super().__init__(cfg)
         self.model = Adder(cfg)
         optimizer = make_optimizer(cfg)
         self._init_state(optimizer)
         self._train_step = jax.jit(make_train_step(cfg, self.model, optimizer), donate_argnums=0)
         self._score_jit = jax.jit(make_score(self.model))
-        self._scorers: dict[tuple, Any] = {}  # compiled per eval-chunk shape
         self._loss_and_grads = jax.jit(make_loss_and_grads(self.model))
         self._forward = jax.jit(self.model.apply)
-        self.compile_cache: str | None = None  # set by compile: 'memory', 'hit' or 'compiled'
 
     def _init_state(self, optimizer: optax.GradientTransformation) -> None:
         params = jax.device_put(make_params(self.cfg, self.model), self.device)
@@ -191,48 +109,29 @@ class Trainer:
         return jax.device_put((batch.a, batch.b, batch.target, batch.h0), self.device)
 
     def compile(self, batch: Batch) -> float:
-        """Compile ahead of time, so compile time is measured apart from step time. The seeds of
-        a config share their programs within a process (a warm worker's runs): 'memory'."""
-        cfg = self.cfg
-        start, before = time.perf_counter(), runtime.CACHE_EVENTS.copy()
-        key = (cfg.replace(seed=0), self.device)
-        if key in _PROGRAMS:
-            _PROGRAMS.move_to_end(key)
-            self._train_step, self._scorers = _PROGRAMS[key]
-            self.compile_cache = "memory"
-            return time.perf_counter() - start
-        self._train_step = self._train_step.lower(self.state, *self._on_device(batch)).compile()
-        self._scorer((eval_chunk_size(cfg), cfg.positions))
-        self.compile_cache = runtime.cache_outcome(before)
-        _PROGRAMS[key] = self._train_step, self._scorers
-        if len(_PROGRAMS) > _KEEP_PROGRAMS:
-            _PROGRAMS.popitem(last=False)
-        return time.perf_counter() - start
+        """The train step and the scorer of the eval chunks, compiled ahead of time (core)."""
+        cfg, train = self.cfg, ("train", *batch.a.shape)
+        lower_step = lambda: self._train_step.lower(self.state, *self._on_device(batch))  # noqa: E731
+        chunk = (eval_chunk_size(cfg), cfg.positions)
+        seconds = self._compile((cfg.replace(seed=0), self.device),
+                                {train: lower_step, ("score", *chunk): lambda: self._lower_score(chunk)})
+        self._train_step = self._programs[train]
+        return seconds
 
     def _scorer(self, shape: tuple[int, int]):
         """The eval program for chunks of this (sequences, positions) shape, compiled once."""
-        if shape not in self._scorers:
-            cfg, n = self.cfg, shape[0]
-            digits = jax.ShapeDtypeStruct(shape, jnp.int32)
-            h0 = jax.ShapeDtypeStruct((cfg.state_parts, cfg.layers, n, cfg.hidden), jnp.dtype(cfg.dtype))
-            self._scorers[shape] = self._score_jit.lower(self.state["params"], digits, digits, digits,
-                                                         h0).compile()
-        return self._scorers[shape]
+        return self._program(("score", *shape), lambda: self._lower_score(shape))
+
+    def _lower_score(self, shape: tuple[int, int]):
+        cfg, n = self.cfg, shape[0]
+        digits = jax.ShapeDtypeStruct(shape, jnp.int32)
+        h0 = jax.ShapeDtypeStruct((cfg.state_parts, cfg.layers, n, cfg.hidden), jnp.dtype(cfg.dtype))
+        return self._score_jit.lower(self.state["params"], digits, digits, digits, h0)
 
     def step(self, batch: Batch) -> None:
         # numpy straight in: the compiled call's C++ path copies them to the state's device;
         # jax.device_put first costs ~30 us a field in Python (measured: 4.05 -> 3.81 ms a step).
         self.state = self._train_step(self.state, batch.a, batch.b, batch.target, batch.h0)
-
-    def loss(self) -> float:
-        return float(jax.block_until_ready(self.state["loss"]))
-
-    def loss_mean(self) -> float:
-        self.state, mean = take_loss_mean(self.state, self.device)
-        return float(mean)
-
-    def nonfinite_step(self) -> int | None:
-        return int(self.state["first_bad"]) or None
 
     def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
         whole, right = self._scorer(chunk.a.shape)(self.state["params"], chunk.a, chunk.b, chunk.target,
@@ -240,18 +139,7 @@ class Trainer:
         return np.asarray(whole), np.asarray(right)
 
     def params(self) -> Params:
-        return export_params(self.cfg, self.state["params"])
-
-    def training_state(self) -> dict[str, np.ndarray]:
-        """Everything training continues from (parameters, Adam's moments and counts, the
-        schedule's count, carried hidden state, step, divergence tracking and the interval's
-        loss sum), as host arrays named by their path in the state pytree."""
-        return state_arrays(self.state)
-
-    def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Continue from `training_state()`'s arrays (after compile). ValueError, naming the
-        array, if they do not fit this trainer's state."""
-        self.state = state_from_arrays(self.state, state, self.device)
+        return to_neutral(self.state["params"], param_shapes(self.cfg))
 
     def logits(self, batch: Batch) -> np.ndarray:
         """Forward pass with the current parameters (for equivalence checks)."""
@@ -271,10 +159,7 @@ class Trainer:
     def gradients(self, batch: Batch) -> tuple[float, Params]:
         """Loss and parameter gradients (neutral names and layouts) without updating anything."""
         (loss, _), grads = self._loss_and_grads(self.state["params"], *self._on_device(batch))
-        return float(loss), export_params(self.cfg, grads)
-
-    def env(self) -> dict:
-        return runtime.describe(self.device)
+        return float(loss), to_neutral(grads, param_shapes(self.cfg))
 
 
 class SeedGroup:
@@ -291,7 +176,7 @@ class SeedGroup:
             raise ValueError("a SeedGroup trains seeds of one config; the configs differ otherwise")
         self.views = [_SeedView(c, self, k) for k, c in enumerate(cfgs)]
         for view in self.views[1:]:
-            view._scorers = self.views[0]._scorers  # same shapes: compile the eval programs once
+            view._programs = self.views[0]._programs  # same shapes: compile the eval programs once
         model, device, optimizer = self.views[0].model, self.views[0].device, make_optimizer(cfg)
         params = [make_params(c, model) for c in cfgs]
         stacked = jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *params), device)

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from common.config import Config
-from common.params import Params, param_shapes
+from common.params import Params
 
 
 _FIXED = {"embedding.weight": ("embedding", "embedding"),
@@ -32,27 +31,18 @@ def _layout(names):
     return [(name, flax_path(name), "weight" in name and name != "embedding.weight") for name in names]
 
 
-def load_params(cfg: Config, params: Params) -> dict[str, Any]:
-    """The Flax `params` collection holding exactly these neutral arrays (host numpy arrays:
-    the caller moves them to its device)."""
-    return to_tree(params, param_shapes(cfg))
-
-
-def export_params(cfg: Config, tree: dict[str, Any]) -> Params:
-    return from_tree(tree, param_shapes(cfg))
-
-
-def to_tree(params: Params, names) -> dict[str, Any]:
-    """The Flax tree of the neutral arrays `names` of `params` (any workload's)."""
+def to_native(params: Params) -> dict[str, Any]:
+    """The Flax `params` collection holding exactly these neutral arrays, any workload's (host
+    numpy arrays: the caller moves them to its device)."""
     tree: dict[str, dict[str, Any]] = {}
-    for name, (module, leaf), transposed in _layout(names):
+    for name, (module, leaf), transposed in _layout(params):
         value = params[name].T if transposed else params[name]
         tree.setdefault(module, {})[leaf] = np.ascontiguousarray(value)
     return tree
 
 
-def from_tree(tree: dict[str, Any], names) -> Params:
-    """The neutral arrays `names` read back from a Flax tree."""
+def to_neutral(tree: dict[str, Any], names) -> Params:
+    """The neutral arrays `names` read back from a Flax tree (parameters or their gradients)."""
     out = {}
     for name, (module, leaf), transposed in _layout(names):
         value = np.asarray(tree[module][leaf])

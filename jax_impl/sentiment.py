@@ -8,8 +8,6 @@ compiled ahead of time by `compile`.
 
 from __future__ import annotations
 
-import collections
-import time
 from typing import Any
 
 import flax.linen as nn
@@ -22,12 +20,9 @@ from common.params import Params
 from common.sentiment.config import TextConfig
 from common.sentiment.dataset import TextBatch
 from common.sentiment.params import init_params, param_shapes
-from jax_impl import runtime
+from jax_impl.core import State, TrainerCore, initial_tracking, make_optimizer, tracking
 from jax_impl.model import RecurrentLayer
-from jax_impl.params import from_tree, to_tree
-from jax_impl.adder import initial_tracking, make_optimizer, state_arrays, state_from_arrays, take_loss_mean, tracking
-
-State = dict[str, Any]
+from jax_impl.params import to_native, to_neutral
 
 
 def real_tokens(width: int, lengths: jax.Array) -> jax.Array:
@@ -62,25 +57,15 @@ def _split(cfg: TextConfig, params: dict[str, Any]) -> tuple[dict[str, Any], dic
     return {k: v for k, v in params.items() if k not in frozen}, frozen
 
 
-# Compiled programs of this process's recent configs, keyed by everything but the seed (as
-# jax_impl.adder's): a warm worker compiles a config once for all its seeds. Each entry is the
-# config's (kind, rows, width) -> program map, filled as widths are met; the oldest are dropped.
-_PROGRAMS: collections.OrderedDict[tuple, dict[tuple[str, int, int], Any]] = collections.OrderedDict()
-_KEEP_PROGRAMS = 8
-
-
-class Trainer:
+class Trainer(TrainerCore):
     """The sentiment workload's trainer; the same methods as torch_impl.sentiment.Trainer."""
 
-    backend = "jax"
-
     def __init__(self, cfg: TextConfig, embedding: np.ndarray):
-        self.cfg = cfg
-        self.device = runtime.configure(cfg)
+        super().__init__(cfg)
         self.model = Classifier(cfg, *embedding.shape)
         self._names = list(param_shapes(cfg, *embedding.shape))
         if cfg.init == "shared":
-            tree = to_tree(init_params(cfg, embedding), self._names)
+            tree = to_native(init_params(cfg, embedding))
         else:
             ids = jnp.zeros((1, 1), jnp.int32)
             tree = jax.device_get(self.model.init(jax.random.PRNGKey(cfg.seed), ids, jnp.ones(1, jnp.int32))["params"])
@@ -111,76 +96,37 @@ class Trainer:
         self._loss_and_grads = jax.jit(jax.value_and_grad(loss_of))
         self._logits = jax.jit(lambda trained, frozen, ids, lengths: self.model.apply(
             {"params": {**trained, **frozen}}, ids, lengths))
-        self._programs: dict[tuple[str, int, int], Any] = {}  # (kind, rows, width) -> compiled
-        self.compile_cache: str | None = None
 
-    def _program(self, kind: str, rows: int, width: int):
+    def _compiled(self, kind: str, rows: int, width: int):
         """The compiled train step or scorer for batches of (rows, width), compiled once."""
-        key = (kind, rows, width)
-        if key not in self._programs:
-            ids = jax.ShapeDtypeStruct((rows, width), jnp.int32)
-            vector = jax.ShapeDtypeStruct((rows,), jnp.int32)
-            if kind == "train":
-                lowered = self._train_jit.lower(self.state, ids, vector, vector)
-            else:
-                lowered = self._score_jit.lower(self.state["params"], self.state["frozen"], ids, vector, vector)
-            self._programs[key] = lowered.compile()
-        return self._programs[key]
+        return self._program((kind, rows, width), lambda: self._lower(kind, rows, width))
+
+    def _lower(self, kind: str, rows: int, width: int):
+        ids = jax.ShapeDtypeStruct((rows, width), jnp.int32)
+        vector = jax.ShapeDtypeStruct((rows,), jnp.int32)
+        if kind == "train":
+            return self._train_jit.lower(self.state, ids, vector, vector)
+        return self._score_jit.lower(self.state["params"], self.state["frozen"], ids, vector, vector)
 
     def compile(self, train_widths: list[int], eval_widths: list[int]) -> float:
-        """Compile the train step and the scorer for every batch width the run will meet. The
-        seeds of a config share their programs within a process (a warm worker's runs): 'memory'
-        when every one was there already."""
-        start, before = time.perf_counter(), runtime.CACHE_EVENTS.copy()
-        key = (self.cfg.replace(seed=0), self.device, self.model.vocab, self.model.dim)
-        self._programs = _PROGRAMS.setdefault(key, self._programs)
-        _PROGRAMS.move_to_end(key)
-        if len(_PROGRAMS) > _KEEP_PROGRAMS:
-            _PROGRAMS.popitem(last=False)
+        """Compile the train step and the scorer for every batch width the run will meet (core)."""
         needed = ([("train", self.cfg.batch_size, w) for w in train_widths]
                   + [("score", self.cfg.eval_batch, w) for w in eval_widths])
-        if all(k in self._programs for k in needed):
-            self.compile_cache = "memory"
-            return time.perf_counter() - start
-        for program in needed:
-            self._program(*program)
-        self.compile_cache = runtime.cache_outcome(before)
-        return time.perf_counter() - start
+        return self._compile((self.cfg.replace(seed=0), self.device, self.model.vocab, self.model.dim),
+                             {key: (lambda key=key: self._lower(*key)) for key in needed})
 
     def step(self, batch: TextBatch) -> None:
-        program = self._program("train", *batch.ids.shape)
+        program = self._compiled("train", *batch.ids.shape)
         self.state = program(self.state, batch.ids, batch.lengths, batch.labels)
-
-    def loss(self) -> float:
-        return float(jax.block_until_ready(self.state["loss"]))
-
-    def loss_mean(self) -> float:
-        self.state, mean = take_loss_mean(self.state, self.device)
-        return float(mean)
-
-    def nonfinite_step(self) -> int | None:
-        return int(self.state["first_bad"]) or None
 
     def score(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
         """Per text: whether the prediction is right, and its loss."""
-        program = self._program("score", *batch.ids.shape)
+        program = self._compiled("score", *batch.ids.shape)
         right, losses = program(self.state["params"], self.state["frozen"], batch.ids, batch.lengths, batch.labels)
         return np.asarray(right), np.asarray(losses)
 
-    def training_state(self) -> dict[str, np.ndarray]:
-        """Everything training continues from (trained parameters, Adam's state, step, divergence
-        tracking, the interval's loss sum) as host arrays named by their path in the state; the
-        frozen embedding is left out (the data rebuild it)."""
-        return state_arrays({k: v for k, v in self.state.items() if k != "frozen"})
-
-    def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Continue from `training_state()`'s arrays (after compile); ValueError, naming the
-        array, if they do not fit."""
-        trainable = {k: v for k, v in self.state.items() if k != "frozen"}
-        self.state = {**state_from_arrays(trainable, state, self.device), "frozen": self.state["frozen"]}
-
     def params(self) -> Params:
-        return from_tree({**self.state["params"], **self.state["frozen"]}, self._names)
+        return to_neutral({**self.state["params"], **self.state["frozen"]}, self._names)
 
     def logits(self, batch: TextBatch) -> np.ndarray:
         return np.asarray(self._logits(self.state["params"], self.state["frozen"], batch.ids, batch.lengths))
@@ -190,7 +136,4 @@ class Trainer:
         loss, grads = self._loss_and_grads(self.state["params"], self.state["frozen"], batch.ids,
                                            batch.lengths, batch.labels)
         names = [n for n in self._names if self.cfg.train_embedding or n != "embedding.weight"]
-        return float(loss), from_tree(grads, names)
-
-    def env(self) -> dict:
-        return runtime.describe(self.device)
+        return float(loss), to_neutral(grads, names)

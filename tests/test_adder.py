@@ -74,19 +74,20 @@ def test_a_5000_digit_step(backend):
 
 
 def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
-    """A warm worker compiles a config once for all its seeds (jax_impl.adder._PROGRAMS); the
+    """A warm worker compiles a config once for all its seeds (jax_impl.core.PROGRAMS); the
     reused program must train a seed exactly as a freshly compiled one does."""
     from jax_impl import adder as jax_adder
+    from jax_impl.core import PROGRAMS
 
     cfg = Config(steps=20, eval_every=10, eval_size=100, device="cpu", threads=1, h0="randn")
     seed1 = cfg.replace(seed=1)
     scores = lambda record: [(p["step"], p["loss"], p["exact_acc"], p["digit_acc"]) for p in record["curve"]]  # noqa: E731
-    jax_adder._PROGRAMS.clear()
+    PROGRAMS.clear()
     fit(cfg, jax_adder.Trainer(cfg))
     reused = jax_adder.Trainer(seed1)
     reused_scores = scores(fit(seed1, reused))
     assert reused.compile_cache == "memory"
-    jax_adder._PROGRAMS.clear()
+    PROGRAMS.clear()
     fresh = jax_adder.Trainer(seed1)
     assert scores(fit(seed1, fresh)) == reused_scores and fresh.compile_cache != "memory"
     other = jax_adder.Trainer(seed1.replace(hidden=32))  # another config compiles its own

@@ -3,6 +3,7 @@
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,29 @@ def test_every_backend_keeps_the_sentiment_trainer_contract(backend):
     trainer = sentiment.Trainer(TextConfig(hidden=4, device="cpu"), np.zeros((5, 3), np.float32))
     assert trainer.compile_cache is None and {"framework", "device", "threads"} <= set(trainer.env())
     assert trainer.backend == backend
+
+
+def public(mod) -> set[str]:
+    """The functions and classes a module defines itself, its private ones left out."""
+    return {name for name, obj in vars(mod).items() if not name.startswith("_")
+            and (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == mod.__name__}
+
+
+def test_the_backends_are_mirror_images():
+    """The same modules; in each, the trainer core's names and one parameter API; a trainer per
+    workload on the core. JAX's alone: the program cache (eager PyTorch compiles nothing), and
+    where a neutral name lives in the Flax tree."""
+    root = Path(__file__).resolve().parent.parent
+    files = {b: sorted(p.name for p in (root / package(b)).glob("*.py")) for b in BACKENDS}
+    assert files["jax"] == files["torch"] and {"core.py", "adder.py", "sentiment.py"} <= set(files["jax"])
+    cores = {b: module(b, "core") for b in BACKENDS}
+    assert public(cores["jax"]) - {"Programs"} == public(cores["torch"])
+    methods = {b: {n for n in dir(cores[b].TrainerCore) if not n.startswith("_")} for b in BACKENDS}
+    assert methods["jax"] == methods["torch"] >= {"backend", "loss", "loss_mean", "nonfinite_step",
+                                                   "training_state", "restore", "env"}
+    assert public(module("jax", "params")) - {"flax_path"} == public(module("torch", "params")) == {
+        "to_native", "to_neutral"}
+    for backend in BACKENDS:
+        for workload in ("adder", "sentiment"):
+            trainers = module(backend, workload)
+            assert issubclass(trainers.Trainer, cores[backend].TrainerCore) and "loss_fn" in public(trainers)

@@ -215,13 +215,13 @@ def test_every_run_of_a_sweep_gets_the_one_resolved_device(tmp_path):
 
 
 # A sitecustomize.py on PYTHONPATH runs in every worker the harness starts: it breaks PyTorch's
-# Adam (eps 1e-1 instead of 1e-8) as the worker imports torch_impl.adder, without touching the code.
+# Adam (eps 1e-1 instead of 1e-8) as the worker imports torch_impl.core, without touching the code.
 _BREAK_TORCH_ADAM = '''
 import importlib.abc, importlib.util, sys
 
 class _Break(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "torch_impl.adder":
+        if name != "torch_impl.core":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -229,8 +229,8 @@ class _Break(importlib.abc.MetaPathFinder):
         def exec_module(module):
             run(module)
             make = module.make_optimizer
-            def broken(cfg, model):
-                opt, sched = make(cfg, model)
+            def broken(cfg, parameters):
+                opt, sched = make(cfg, parameters)
                 for group in opt.param_groups:
                     group["eps"] = 1e-1
                 return opt, sched

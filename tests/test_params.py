@@ -28,9 +28,9 @@ def test_round_trips_are_bit_identical(variant, dtype):
     jax_runtime.configure(cfg)  # float64 needs jax_enable_x64
     neutral = init_params(cfg)
     model = torch_model.Adder(cfg).to(getattr(torch, dtype))
-    torch_params.load_params(model, neutral)
-    back_from_torch = torch_params.export_params(model)
-    back_from_flax = jax_params.export_params(cfg, jax_params.load_params(cfg, neutral))
+    model.load_state_dict(torch_params.to_native(neutral), strict=True)
+    back_from_torch = torch_params.to_neutral(model.state_dict(), param_shapes(cfg))
+    back_from_flax = jax_params.to_neutral(jax_params.to_native(neutral), param_shapes(cfg))
     for name, value in neutral.items():
         assert back_from_torch[name].dtype == value.dtype
         assert back_from_torch[name].tobytes() == value.tobytes(), name
@@ -45,7 +45,7 @@ def test_flax_tree_matches_the_native_init_structure(variant):
     native = jax_model.Adder(cfg).init(jax.random.PRNGKey(0), np.zeros((1, 1), np.int32),
                                        np.zeros((1, 1), np.int32),
                                        np.zeros((cfg.state_parts, cfg.layers, 1, cfg.hidden), np.float32))
-    loaded = jax_params.load_params(cfg, init_params(cfg))
+    loaded = jax_params.to_native(init_params(cfg))
     shapes = lambda tree: jax.tree_util.tree_map(lambda x: x.shape, tree)  # noqa: E731
     assert shapes(native["params"]) == shapes(loaded)
 

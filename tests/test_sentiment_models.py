@@ -131,7 +131,7 @@ def test_torch_padded_reads_what_packed_does(variant):
 
 
 def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
-    """A warm worker compiles a sentiment config once for all its seeds (jax_impl.sentiment._PROGRAMS);
+    """A warm worker compiles a sentiment config once for all its seeds (jax_impl.core.PROGRAMS);
     the reused programs must train a seed exactly as freshly compiled ones do."""
     from common.sentiment.loop import fit, widths
     from compare.equivalence.sentiment import synthetic_data
@@ -143,7 +143,9 @@ def test_seeds_of_a_config_share_their_compiled_programs_and_nothing_else():
     def scores(record):
         return [(p["step"], p["loss"], p["train_loss_mean"], p["test_acc"]) for p in record["curve"]]
 
-    jax_sentiment._PROGRAMS.clear()
+    from jax_impl.core import PROGRAMS
+
+    PROGRAMS.clear()
     fresh = jax_sentiment.Trainer(cfg, data.embedding)
     fresh_scores = scores(fit(cfg, fresh, data))
     assert fresh.compile_cache != "memory"

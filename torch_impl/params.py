@@ -1,18 +1,21 @@
-"""Neutral parameters (common.params) <-> this backend's model. The layouts are the same."""
+"""Neutral parameters (common.params, PyTorch names and layouts) <-> this backend's state dicts.
+The names and layouts are the same: conversions are copies, bit for bit."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 
 from common.params import Params
-from torch_impl.model import Adder
 
 
-def load_params(model: Adder, params: Params) -> None:
-    """Copy neutral arrays into the model, bit for bit; names and shapes must match exactly."""
-    state = {name: torch.from_numpy(value.copy()) for name, value in params.items()}
-    model.load_state_dict(state, strict=True)
+def to_native(params: Params) -> dict[str, torch.Tensor]:
+    """A state dict holding exactly these neutral arrays, any workload's (host tensors:
+    `model.load_state_dict(..., strict=True)` places and checks them)."""
+    return {name: torch.from_numpy(value.copy()) for name, value in params.items()}
 
 
-def export_params(model: Adder) -> Params:
-    return {name: t.detach().cpu().numpy().copy() for name, t in model.state_dict().items()}
+def to_neutral(native: Mapping[str, torch.Tensor], names) -> Params:
+    """The neutral arrays `names` read back from a state dict (parameters or their gradients)."""
+    return {name: native[name].detach().cpu().numpy().copy() for name in names}

@@ -14,10 +14,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from common.params import Params
 from common.sentiment.config import TextConfig
 from common.sentiment.dataset import TextBatch
-from common.sentiment.params import init_params
-from torch_impl import runtime
-from torch_impl.params import export_params, load_params
-from torch_impl.adder import loss_mean, restore_trainer, start_tracking, trainer_arrays, update
+from common.sentiment.params import init_params, param_shapes
+from torch_impl.core import TrainerCore
+from torch_impl.params import to_native, to_neutral
 
 _RNNS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -50,29 +49,20 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
-class Trainer:
+class Trainer(TrainerCore):
     """The sentiment workload's trainer; the same methods as jax_impl.sentiment.Trainer."""
 
-    backend = "torch"
-
     def __init__(self, cfg: TextConfig, embedding: np.ndarray):
-        self.cfg = cfg
-        self.device = runtime.configure(cfg)
+        super().__init__(cfg)
         torch.manual_seed(cfg.seed)  # native init draws from torch's own generator
-        self.model = Classifier(cfg, *embedding.shape).to(device=self.device, dtype=getattr(torch, cfg.dtype))
+        model = Classifier(cfg, *embedding.shape).to(device=self.device, dtype=getattr(torch, cfg.dtype))
+        self._names = list(param_shapes(cfg, *embedding.shape))
         if cfg.init == "shared":
-            load_params(self.model, init_params(cfg, embedding))
+            model.load_state_dict(to_native(init_params(cfg, embedding)), strict=True)
         else:
             with torch.no_grad():
-                self.model.embedding.weight.copy_(torch.from_numpy(embedding))
-        trained = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(trained, lr=cfg.lr, fused=True)
-        self.sched = (torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), gamma=cfg.decay)
-                      if cfg.schedule == "multistep" else None)
-        start_tracking(self, getattr(torch, cfg.dtype))
-        # Not trained, so not checkpointed: the data rebuild them.
-        self._frozen = frozenset(k for k, p in self.model.named_parameters() if not p.requires_grad)
-        self.compile_cache: str | None = None  # eager: nothing is compiled
+                model.embedding.weight.copy_(torch.from_numpy(embedding))
+        self._train(model)  # the embedding is frozen unless cfg.train_embedding
 
     def _on_device(self, batch: TextBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ids = torch.from_numpy(batch.ids).to(self.device, non_blocking=True)
@@ -85,18 +75,7 @@ class Trainer:
     def step(self, batch: TextBatch) -> None:
         ids, lengths, labels = self._on_device(batch)
         self.model.train()
-        update(self, loss_fn(self.model(ids, lengths), labels))
-
-    def loss(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return float(self.last_loss)
-
-    def loss_mean(self) -> float:
-        return loss_mean(self)
-
-    def nonfinite_step(self) -> int | None:
-        return int(self.first_bad) or None
+        self._update(loss_fn(self.model(ids, lengths), labels))
 
     @torch.no_grad()
     def score(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -109,16 +88,7 @@ class Trainer:
         return right.cpu().numpy(), losses.cpu().numpy()
 
     def params(self) -> Params:
-        return export_params(self.model)
-
-    def training_state(self) -> dict[str, np.ndarray]:
-        """Everything training continues from (torch_impl.adder.trainer_arrays), the frozen
-        embedding left out."""
-        return trainer_arrays(self, self._frozen)
-
-    def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Continue from `training_state()`'s arrays; ValueError, naming the array, if they do not fit."""
-        restore_trainer(self, state, self._frozen)
+        return to_neutral(self.model.state_dict(), self._names)
 
     @torch.no_grad()
     def logits(self, batch: TextBatch) -> np.ndarray:
@@ -131,10 +101,7 @@ class Trainer:
         self.model.zero_grad(set_to_none=True)
         loss = loss_fn(self.model(ids, lengths), labels)
         loss.backward()
-        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in self.model.named_parameters()
-                 if p.grad is not None}
+        grads = to_neutral({name: p.grad for name, p in self.model.named_parameters()},
+                           [name for name in self._names if name not in self.frozen])
         self.model.zero_grad(set_to_none=True)
         return float(loss.detach()), grads
-
-    def env(self) -> dict:
-        return runtime.describe(self.device)
