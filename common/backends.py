@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from common.config import ConfigError
+from common.config import ConfigError, RunConfig
+from common.threads import host_threads, pin_threads
 
 BACKENDS = ("jax", "torch")
 
@@ -24,3 +25,13 @@ def package(backend: str) -> str:
 def module(backend: str, part: str) -> ModuleType:
     """`<backend>_impl.<part>` (e.g. "adder", "runtime"), imported now with its framework."""
     return importlib.import_module(f"{package(backend)}.{part}")
+
+
+def start(backend: str, cfg: RunConfig) -> tuple[ModuleType, list[int]]:
+    """For a process that runs `cfg` (or configs pinned as it is): pin it to the run's host cores,
+    then start the backend (frameworks size their thread pools when they start) with the
+    process-wide settings of its device. Returns (the backend's runtime module, the cores)."""
+    cores = pin_threads(host_threads(cfg))
+    runtime = module(backend, "runtime")
+    runtime.configure_process(cfg)
+    return runtime, cores

@@ -78,6 +78,7 @@ class RunConfig:
 
     TASK: ClassVar[str] = ""  # the workload's name (common/records.py)
     CELLS: ClassVar[tuple[str, ...]] = ("rnn", "lstm", "gru")
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"cell": CELLS, **SHARED_CHOICES}  # flags' enums
     TUPLES: ClassVar[tuple[str, ...]] = ("milestones",)  # list-valued fields, kept as tuples
     # The backends that train several seeds of this workload in one program (a `SeedGroup` in
     # their train module): compare.run --vmap_seeds groups only these backends' runs.
@@ -89,6 +90,11 @@ class RunConfig:
                 reject(name, getattr(self, name), "must be a list of whole numbers")
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self.validate()
+
+    def packages(self) -> dict[str, str]:
+        """The installed packages this run's data come from, each with how to install it (none:
+        the adder makes its data; the sentiment task's offline default reads them from packages)."""
+        return {}
 
     def validate(self) -> None:
         """The shared rules; a workload's config extends this with its own (super().validate())."""
@@ -180,6 +186,7 @@ class Config(RunConfig):
 
     TASK: ClassVar[str] = "adder"
     CELLS: ClassVar[tuple[str, ...]] = CELLS  # "none": embedding and output layer only (the ablation)
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = CHOICES
     TUPLES: ClassVar[tuple[str, ...]] = ("milestones", "test_lengths")
     SEED_GROUPS: ClassVar[tuple[str, ...]] = ("jax",)
 

@@ -9,6 +9,7 @@ are adder runs, and `read` says so.
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 from typing import Any
 
@@ -67,3 +68,13 @@ def environment(framework: dict[str, Any], cores: list[int], thread_policy: str)
     the host CPU and any instruction-set caps included (float32 outcomes ride on them: common/cpu.py)."""
     return {**framework, "cores": cores, "thread_policy": thread_policy, "python": platform.python_version(),
             "host": platform.node(), **cpu.describe()}
+
+
+def process_age() -> float:
+    """Seconds since this process started: interpreter start-up and imports included (kernel
+    clock ticks, 10 ms resolution); a record's `startup_s` when its process ran only it."""
+    with open("/proc/self/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))

@@ -3,9 +3,9 @@ of it. A record's `task`, a sweep's `task`, the command line's `--task` and the 
 request all name an entry here; compare/ asks the entry instead of branching on the name.
 
 A third workload adds its config (a `common.config.RunConfig`), its loop part (a
-`common.training.Workload`), a trainer module per backend, and one `Task` line below; its
-findings, equivalence checks and bench cases go beside the others' in compare/ (README, "Adding a
-workload").
+`common.training.Workload`), its command-line run (`command`), a trainer module per backend, and
+one `Task` line below; its findings, equivalence checks, report section and bench cases go beside
+the others' in compare/ (README, "Adding a workload").
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from collections.abc import Callable
+
+from common import memory
 from common.config import Config, RunConfig
 from common.sentiment.config import TextConfig
 
@@ -20,8 +23,18 @@ from common.sentiment.config import TextConfig
 @dataclasses.dataclass(frozen=True)
 class Task:
     name: str
+    about: str                    # one line, for --help
     config: type[RunConfig]
     trainer_module: str           # the backends' module with its Trainer (common.backends.module)
+    # Its run on the command line and in a warm worker (common/cli.py): a framework-free module
+    # with HELP (its own fields' flag help), run(backend, cfg, console, seeds, requested_at,
+    # checkpointing) -> records, and summarise(record) -> str.
+    command: str
+    # Whose defaults the config's are (a report section names them).
+    defaults_from: str
+    # Refuses, before any run starts, a config whose size cannot fit (common.memory.check's
+    # signature); None where the size depends on data that only its worker loads.
+    size_check: Callable[..., object] | None
     # Sweep presets: the fields every sweep of the task fixes, on top of the config's defaults.
     quick: dict[str, Any]
     paper: dict[str, Any]
@@ -49,14 +62,16 @@ class Task:
 
 
 ADDER = Task(
-    "adder", Config, "adder",
+    "adder", "learn to add digit by digit", Config, "adder", command="common.run",
+    defaults_from="handout", size_check=memory.check,
     # quick: minutes on a 2-core CPU (a higher lr, fewer steps); paper: the reports' settings.
     quick={"steps": 300, "eval_every": 20, "lr": 1e-2}, paper={},
     accuracy_key="exact_acc", final=("step", "loss", "exact_acc", "digit_acc"), extra_fields=(),
     accuracy_at=("final", "exact_acc"), learning_step_at=("timing", "solve_step"),
     measures=("final exact match", "steps to 100 %"))
 SENTIMENT = Task(
-    "sentiment", TextConfig, "sentiment",
+    "sentiment", "classify texts over pretrained word vectors", TextConfig, "sentiment",
+    command="common.sentiment.run", defaults_from="lab's", size_check=None,
     # quick: the offline default (tweets); paper: the lab's data, IMDB with GloVe 100-d (give their
     # paths: --set corpus_path=… --set vectors=…glove.6B.zip), 10 epochs of the 25,000 training
     # reviews at batch 64 (3,900 steps), which the lab's curves plateau well within.

@@ -23,15 +23,15 @@ import numpy as np
 from absl import flags
 from rich.console import Console
 
-from common import memory
+from common import backends, memory
 from common.app import check_out_dir, fail, run_app
 from common.backends import BACKENDS
-from common.cli import start_backend
 from common.files import write_atomic, writing
 from common.config import CELLS, ORDERS, Config, ConfigError
 from common.data import eval_set
 from common.loop import fit
 from common.probe import carry_out, probe_states
+from common.tasks import ADDER
 
 
 def pca_plot(states: np.ndarray, labels: np.ndarray, title: str, path: Path, points: int = 4000) -> None:
@@ -58,8 +58,9 @@ def pca_plot(states: np.ndarray, labels: np.ndarray, title: str, path: Path, poi
 
 
 def run_probe(backend: str, cfg: Config, out_dir: Path, console: Console) -> dict[str, Any]:
-    train, _ = start_backend(backend, cfg)
-    trainer = train.Trainer(cfg)
+    runtime, _ = backends.start(backend, cfg)
+    memory.check(cfg, device_free=runtime.free_device_memory(cfg))
+    trainer = backends.module(backend, ADDER.trainer_module).Trainer(cfg)
     record = fit(cfg, trainer)
     batch = eval_set(cfg)
     states = trainer.hidden_states(batch)

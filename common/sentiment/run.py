@@ -1,33 +1,30 @@
-"""The sentiment workload on the backends' command line: `python -m jax_impl --task sentiment`
-(or torch_impl). Flags the adder also has (cell, layers, hidden, lr, steps, seed, ...) are
-shared and keep their meaning; a shared flag left unset takes the sentiment default, not the
-adder's. Flags only the other task has are refused, by name."""
+"""The sentiment workload on the backends' command line (`python -m jax_impl --task sentiment`,
+common/cli.py) and in compare.run's warm workers: the twin of common/run.py (the adder's).
+Flags the adder also has (cell, layers, hidden, lr, steps, seed, ...) are shared and keep their
+meaning; a shared flag left unset takes the sentiment default, not the adder's."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from typing import Any
 
-from absl import flags
 from rich.console import Console
 
 from common import backends, memory
-from common.app import define_field_flags, one_line, training_progress
+from common.app import one_line, training_progress
 from common.checkpoint import Checkpointing
-from common.config import Config, ConfigError
+from common.config import ConfigError
 from common.params import GATES
-from common.records import environment, error_record, run_record, timestamp
-from common.tasks import SENTIMENT
+from common.records import environment, error_record, process_age, run_record, timestamp
 from common.sentiment import DataError
-from common.sentiment.config import CHOICES, TextConfig
+from common.sentiment.config import TextConfig
 from common.sentiment.dataset import TextData, load, padded_width
 from common.sentiment.loop import fit
-from common.threads import host_threads, pin_threads, thread_policy
+from common.tasks import SENTIMENT
+from common.threads import thread_policy
 
-FLAGS = flags.FLAGS
-
+# Flag help of the fields only this task has (common/cli.py; the shared ones are common/run.py's).
 HELP = {
     "corpus": "sentiment: default = tweets and word vectors installed by the text extra; imdb = the "
               "aclImdb folder or aclImdb_v1.tar.gz; csv = a CSV/TSV with text and label columns",
@@ -50,46 +47,6 @@ HELP = {
               "label-bearing words sit that far from the end (a long-range memory test)",
     "eval_batch": "sentiment: test texts per eval batch",
 }
-_OWN = [f for f in dataclasses.fields(TextConfig) if f.name not in {g.name for g in dataclasses.fields(Config)}]
-_ADDER_ONLY = sorted({f.name for f in dataclasses.fields(Config)} - {f.name for f in dataclasses.fields(TextConfig)})
-
-
-def define_flags() -> None:
-    """The sentiment-only flags (the shared ones are the adder's, common/cli.py)."""
-    define_field_flags(_OWN, TextConfig(), CHOICES, HELP)
-
-
-def shared_defaults() -> str:
-    """Where the shared flags' defaults differ, for --help."""
-    text, adder = TextConfig(), Config()
-    return ", ".join(f"{f.name}={getattr(text, f.name)}" for f in dataclasses.fields(TextConfig)
-                     if hasattr(adder, f.name) and getattr(adder, f.name) != getattr(text, f.name))
-
-
-def own_flags_given() -> list[str]:
-    """The sentiment-only flags on the command line (refused for the adder)."""
-    return [f"--{f.name}" for f in _OWN if FLAGS[f.name].present]
-
-
-def config_from_flags() -> TextConfig:
-    """The TextConfig of the flags given; unset flags take TextConfig's defaults."""
-    wrong = [f"--{name}" for name in _ADDER_ONLY if FLAGS[name].present]
-    if wrong:
-        raise ConfigError(f"{wrong[0]}: a flag of the adder, not of --task {SENTIMENT.name}")
-    if FLAGS.config:
-        raise ConfigError(f"--config={FLAGS.config}: config files are for the adder; give --task {SENTIMENT.name} flags")
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(TextConfig):
-        if FLAGS[field.name].present:
-            values[field.name] = FLAGS[field.name].value
-    if "milestones" in values:
-        try:
-            values["milestones"] = [int(m) for m in values["milestones"]]
-        except ValueError:
-            raise ConfigError(f"milestones={','.join(values['milestones'])}: must be whole numbers") from None
-    return TextConfig(**values)
-
-
 def load_data(cfg: TextConfig) -> TextData:
     """The run's data, before any framework starts; bad data is a ConfigError (one line, exit 2)."""
     try:
@@ -102,26 +59,34 @@ def load_data(cfg: TextConfig) -> TextData:
     return data
 
 
-def run(backend: str, cfg: TextConfig, data: TextData, console: Console,
-        checkpointing: Checkpointing | None = None) -> dict[str, Any]:
-    """Train one sentiment run on one backend; its record (task sentiment). With `checkpointing`
-    on, the run resumes from its latest checkpoint, if any, and saves them as it goes."""
-    cores = pin_threads(host_threads(cfg))
-    runtime = backends.module(backend, "runtime")
-    runtime.configure_process(cfg)
+def run(backend: str, cfg: TextConfig, console: Console, seeds: int = 1, requested_at: float | None = None,
+        checkpointing: Checkpointing | None = None) -> list[dict[str, Any]]:
+    """Train one sentiment run on one backend (common/run.py's `run`, for this task): its record,
+    summarised on `console`. Bad data, sizes that cannot fit and `seeds` > 1 (no backend trains
+    several text seeds in one program) raise ConfigError before anything is trained. The data
+    stay loaded for the next run of the same data (a warm worker: the run's controls, other
+    seeds). With `checkpointing` on, the run resumes from its latest checkpoint, if any."""
+    if seeds != 1:
+        raise ConfigError(f"{seeds} seeds in one run: the {SENTIMENT.name} task trains one seed at a time")
+    with console.status("preparing the data"):
+        data = _cached_data(cfg.replace(control="none"))  # a control trains on its run's data
+    runtime, cores = backends.start(backend, cfg)
     check_memory(cfg, data, device_free=runtime.free_device_memory(cfg))
+    startup_s = time.time() - requested_at if requested_at is not None else process_age()
     started = timestamp()
     env = None
     try:
         build = time.perf_counter()
-        trainer = backends.module(backend, "sentiment").Trainer(cfg, data.embedding)
+        trainer = backends.module(backend, SENTIMENT.trainer_module).Trainer(cfg, data.embedding)
         build_s = time.perf_counter() - build
         env = environment(trainer.env(), cores, thread_policy(cfg))
         outcome = _fit_with_progress(cfg, trainer, data, console, checkpointing)
-        outcome["timing"]["build_s"] = build_s
+        outcome["timing"].update(startup_s=startup_s, build_s=build_s)
     except Exception as e:  # a crash mid-run still yields a record saying so
-        return error_record(backend, cfg, one_line(e), started, env)
-    return run_record(backend, cfg, outcome, started, env)
+        return [error_record(backend, cfg, one_line(e), started, env)]
+    record = run_record(backend, cfg, outcome, started, env)
+    console.print(summarise(record, data))
+    return [record]
 
 
 def _fit_with_progress(cfg: TextConfig, trainer, data: TextData, console: Console,
@@ -192,16 +157,3 @@ def check_memory(cfg: TextConfig, data: TextData, device_free: int | None = None
 @functools.lru_cache(maxsize=2)
 def _cached_data(cfg: TextConfig) -> TextData:
     return load_data(cfg)
-
-
-def serve_run(backend: str, cfg: TextConfig, console: Console,
-              checkpointing: Checkpointing | None = None) -> dict[str, Any]:
-    """One run in a warm worker of compare.run (common.cli.serve): its record, an error record
-    for data or sizes it refuses. The data stay loaded for the run's controls."""
-    try:
-        data = _cached_data(cfg.replace(control="none"))  # a control trains on its run's data
-        record = run(backend, cfg, data, console, checkpointing)
-    except ConfigError as e:
-        return error_record(backend, cfg, f"refused: {e}")
-    console.print(summarise(record, data))
-    return record

@@ -28,13 +28,13 @@ from common import tasks
 from common.app import check_writable, fail, run_app
 from common.config import MAX_LAYERS, ConfigError
 from common.files import write_atomic
-from compare.equivalence import adder, sentiment
+from compare.equivalence import CHECKS
 from compare.equivalence.core import BOUNDS, VARIANTS, print_results
 
 
 def define_flags() -> None:
     flags.DEFINE_list("cell", list(VARIANTS), f"variants to check: {', '.join(VARIANTS)}")
-    flags.DEFINE_list("layers", ["1", "2", "3"], "layer counts to check")
+    flags.DEFINE_list("layers", ["1", "2", "3"], "layer counts to check (default: the task's, at most these)")
     flags.DEFINE_list("dtype", list(BOUNDS), "dtypes to check")
     flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "run both backends here (gpu: TF32 off)")
     flags.DEFINE_bool("full", False, "train every h0 mode x carried state x schedule")
@@ -68,28 +68,28 @@ def main(argv: list[str]) -> None:
             rows = [{**dataclasses.asdict(r), "violations": r.violations()} for r in results]
             write_atomic(Path(FLAGS.json), json.dumps(rows, indent=1) + "\n")
 
-    text = FLAGS.task == "sentiment"
-    if text and (FLAGS.full or FLAGS.noise):
-        fail(f"--{'full' if FLAGS.full else 'noise'}: a check of the adder, not of --task sentiment")
-    if text and not FLAGS["layers"].present:
-        combos = [c for c in combos if c[1] <= 2]  # the text models of the lab: 1 or 2 layers
+    checks = CHECKS[FLAGS.task]
+    for option in ("full", "noise"):
+        if FLAGS[option].value and option not in checks.OPTIONS:
+            owners = [task for task, c in CHECKS.items() if option in c.OPTIONS]
+            fail(f"--{option}: a check of --task {', '.join(owners)}, not of --task {FLAGS.task}")
+    if not FLAGS["layers"].present:
+        combos = [c for c in combos if c[1] in checks.LAYERS]
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("checking", total=len(combos))
         for variant, layers, dtype in combos:
             progress.update(task, description=f"{variant} x{layers} {dtype}")
             try:
-                if text:
-                    results.append(sentiment.check(variant, layers, dtype, FLAGS.device))
-                else:
-                    results.append(adder.check(variant, layers, dtype, FLAGS.device, FLAGS.full, FLAGS.noise))
+                results.append(checks.check(variant, layers, dtype, FLAGS.device,
+                                            **{option: FLAGS[option].value for option in checks.OPTIONS}))
             except ConfigError as e:  # e.g. --device gpu without a GPU
                 fail(str(e))
             save()
             progress.advance(task)
-    print_results(console, results, FLAGS.device, over="one batch of mixed lengths" if text else "h0 modes")
-    if text:
-        sentiment.print_summary(console, results)
+    print_results(console, results, FLAGS.device, over=checks.OVER)
+    if hasattr(checks, "print_summary"):
+        checks.print_summary(console, results)
     broken = [v for r in results for v in r.violations()]
     for line in broken:
         console.print(f"BROKEN: {line}")

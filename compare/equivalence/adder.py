@@ -85,6 +85,14 @@ def within_framework(cfg: Config, backend: str) -> dict[str, dict[str, Any]]:
             for kind in CONTROLS}
 
 
+# What `python -m compare.equivalence --task adder` reads of this module: the flags its checks take
+# beyond variant, layers, dtype and device; the layer counts it checks unless --layers says; what
+# each result's rows range over.
+OPTIONS = ("full", "noise")
+LAYERS = (1, 2, 3)
+OVER = "h0 modes"
+
+
 def check(variant: str, layers: int, dtype: str, device: str = "cpu", full: bool = False,
           noise: bool = False) -> Result:
     """Every comparison for one variant; with `noise` (float32 only: float64 runs agree to

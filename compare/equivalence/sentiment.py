@@ -83,6 +83,12 @@ class TextResult(Result):
         return broken
 
 
+# As compare/equivalence/adder.py's: no options; the lab's text models have 1 or 2 layers.
+OPTIONS = ()
+LAYERS = (1, 2)
+OVER = "one batch of mixed lengths"
+
+
 def check(variant: str, layers: int, dtype: str, device: str = "cpu") -> TextResult:
     cfg = base_config(variant, layers, dtype, device)
     data = synthetic_data()
