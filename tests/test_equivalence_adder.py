@@ -17,9 +17,9 @@ from tests.conftest import requires_gpu
 from torch_impl import params as torch_params
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("layers", [1, 2, 3])
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant, layers, dtype", [
+    (variant, layers, dtype) for variant in VARIANTS for layers in (1, 2, 3) for dtype in ("float32", "float64")
+    if (variant, layers, dtype) != ("lstm", 1, "float64")])  # that one is every workload's: tests/test_workloads.py
 def test_backends_agree(variant, layers, dtype):
     result = eq.check(variant, layers, dtype)
     assert result.violations() == []
