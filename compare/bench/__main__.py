@@ -2,12 +2,15 @@
 
     python -m compare.bench --quick                 # about a minute
     python -m compare.bench --json bench.json       # every case, 1 and 2 threads, 3 repeats
+    python -m compare.bench --scaling --json s.json # steps/s against positions, 10..1000; a plot
+    python -m compare.bench --variants              # the plain loops' unroll and torch.compile
 
 Every case of both workloads (compare/bench/adder.py: the handout's model and four variations;
 compare/bench/sentiment.py: the text classifier), each backend in its own worker process
 (this command with --worker), pinned to the same cores, interleaved A B A B over repeats
 (compare/bench/core.py). It also times K seeds of the canonical config trained together by one
 vmapped JAX program (--vmap_seeds, default 4) against K single runs one after another.
+--scaling and --variants run compare/bench/scaling.py's cases instead.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from common.config import DEVICES, MAX_SEEDS_PER_PROGRAM, Config, ConfigError
 from common.files import write_atomic
 from common.threads import available_cores, host_threads, pin_threads
 from compare import devices
-from compare.bench import ALL_CASES, QUICK_CASES, adder, bench, print_tables, sentiment
+from compare.bench import ALL_CASES, QUICK_CASES, adder, bench, print_tables, scaling, sentiment
 
 
 def main(argv: list[str]) -> None:
@@ -40,13 +43,16 @@ def main(argv: list[str]) -> None:
                           f"{statistics.median(r['warm']):.1f}, warm/fresh {r['ratio']:.3f}")
         return
     if F.worker:
-        if F.backend not in BACKENDS or F.case not in ALL_CASES:
-            fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(ALL_CASES)})")
+        if F.backend not in BACKENDS or F.case not in ALL_CASES + scaling.CASES:
+            fail(f"--worker needs --backend ({', '.join(BACKENDS)}) and --case ({', '.join(ALL_CASES)}, "
+                 f"or a --scaling/--variants case)")
         if not 1 <= F.threads <= len(available_cores()) or not 1 <= F.seeds <= MAX_SEEDS_PER_PROGRAM:
             fail(f"--threads={F.threads}, --seeds={F.seeds}: need 1 <= threads <= {len(available_cores())} "
                  f"and 1 <= seeds <= {MAX_SEEDS_PER_PROGRAM}")
         pin_threads(F.threads)
-        if F.case in sentiment.CASES:
+        if F.case in scaling.CASES:
+            print(json.dumps(scaling.worker(F.backend, F.case, F.device, F.threads, F.quick)))
+        elif F.case in sentiment.CASES:
             print(json.dumps(sentiment.worker(F.backend, F.case, F.device, F.threads, F.quick)))
         elif F.seeds > 1:
             print(json.dumps(adder.vmap_worker(F.case, F.device, F.threads, F.seeds, F.quick)))
@@ -84,9 +90,34 @@ def main(argv: list[str]) -> None:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     console.print(note)
     save = (lambda rows: write_atomic(Path(F.json), json.dumps(rows, indent=1) + "\n")) if F.json else None
+    if F.scaling or F.variants:
+        run_scaling(console, device, [int(t) for t in F.thread_counts] or [1 if device == "cpu" else 0],
+                    F.repeats or (1 if F.quick else 2), save)
+        return
     with console.status("") as status:
         results = bench(cases, device, thread_counts, repeats, F.quick, vmap_seeds, status, save)
     print_tables(console, results)
+    if F.json:
+        console.print(f"written to {F.json}")
+
+
+def run_scaling(console: Console, device: str, counts: list[int], repeats: int, save) -> None:
+    """--scaling and --variants: their table, crossover and plot (beside --json, or --plot)."""
+    F = flags.FLAGS
+    positions = scaling.QUICK_POSITIONS if F.quick else scaling.POSITIONS
+    cases = [f"scale-{c}-{p}" for c in scaling.CELLS for p in positions] * F.scaling + list(scaling.VARIANTS) * F.variants
+    rows = []
+    with console.status("") as status:
+        for threads in sorted({t or host_threads(Config(device=device)) for t in counts}):
+            for case in cases:
+                rows += scaling.measure([case], device, threads, repeats, F.quick, status.update)
+                if save:
+                    save(rows)
+    scaling.print_table(console, rows)
+    path = Path(F.plot) if F.plot else Path(F.json).with_name(f"{Path(F.json).stem}-scaling-{device}.png") \
+        if F.json else None
+    if path and F.scaling and scaling.plot(rows, path):
+        console.print(f"plot: {path}")
     if F.json:
         console.print(f"written to {F.json}")
 
@@ -104,6 +135,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("warm_vs_fresh", 0, "instead of the cases: time the canonical config this many "
                          "times in a fresh and in a warm worker, interleaved (compare.run's warm workers)",
                          lower_bound=0, upper_bound=100)
+    flags.DEFINE_bool("scaling", False, "instead of the cases: steps/s against positions (10..1000; --quick: "
+                      "10 and 100, 1 repeat), rnn and lstm, every mode; 1 thread on a CPU unless --thread_counts")
+    flags.DEFINE_bool("variants", False, "instead of the cases: the plain loops' variants on a CPU or GPU (JAX's "
+                      "scan unroll at 10 and 1000 positions, torch.compile, CUDA graphs on a GPU)")
+    flags.DEFINE_string("plot", None, "--scaling: write the plot here (default: beside --json, "
+                        "<name>-scaling-<device>.png)")
     flags.DEFINE_bool("worker", False, "internal: measure one backend and case, print JSON")
     flags.DEFINE_string("backend", None, "internal (--worker)")
     flags.DEFINE_string("case", None, "internal (--worker)")

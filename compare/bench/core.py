@@ -133,17 +133,24 @@ def add_efficiency(summaries: dict[str, dict[str, Any]]) -> None:
             s["bucketed_efficiency"] = s["bucketed_gflops"] / s["machine_peak_gflops"]
 
 
-def measure(case: str, device: str, threads: int, repeats: int, quick: bool,
-            say: Callable[[str], Any]) -> dict[str, dict[str, Any]]:
-    """Both backends on one case at one thread count: each repeat a fresh worker process per
-    backend, the order alternating A B, B A; each backend's summary, with its efficiency. The
-    first repeat starts from an empty JAX compilation cache, the later ones reuse it."""
-    samples: dict[str, list[dict[str, Any]]] = {b: [] for b in BACKENDS}
+def interleave(case: str, device: str, threads: int, repeats: int, quick: bool, say: Callable[[str], Any],
+               backends: tuple[str, ...] = BACKENDS) -> dict[str, list[dict[str, Any]]]:
+    """Each backend's worker samples of one case: each repeat a fresh worker process per backend,
+    the order alternating A B, B A. The first repeat starts from an empty JAX compilation cache,
+    the later ones reuse it."""
+    samples: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
     with tempfile.TemporaryDirectory() as cache_dir:
         for r in range(repeats):
-            for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
+            for backend in (backends if r % 2 == 0 else backends[::-1]):
                 say(f"{case}, {threads} thread(s), {backend}, repeat {r + 1}/{repeats}")
                 samples[backend].append(spawn(backend, case, device, threads, quick, cache_dir))
-    summaries = {b: summarise(s) for b, s in samples.items()}
+    return samples
+
+
+def measure(case: str, device: str, threads: int, repeats: int, quick: bool,
+            say: Callable[[str], Any]) -> dict[str, dict[str, Any]]:
+    """Both backends on one case at one thread count (`interleave`): each backend's summary,
+    with its efficiency."""
+    summaries = {b: summarise(s) for b, s in interleave(case, device, threads, repeats, quick, say).items()}
     add_efficiency(summaries)
     return summaries

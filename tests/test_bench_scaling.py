@@ -1,0 +1,69 @@
+"""compare.bench.scaling: the crossover of two speed curves, the modes each case times, and
+(slow) the quick scaling run end to end: a row for every length x cell x framework, and a plot."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from compare.bench.scaling import CASES, case_modes, config, crossover_line, crossovers
+
+POSITIONS = [10, 30, 100, 300, 1000]
+
+
+def test_a_crossing_is_interpolated_in_log_space():
+    jax = [200, 100, 30, 10, 3]
+    torch = [100, 80, 40, 12, 3.6]  # JAX faster at 10 and 30, slower from 100
+    [at] = crossovers(POSITIONS, jax, torch)
+    assert 30 < at < 100
+    # log(jax/torch) is log 1.25 at 30 and log 0.75 at 100: the zero lies that share of the way
+    share = 0.22314 / (0.22314 + 0.28768)
+    assert at == pytest.approx(30 * (100 / 30) ** share, rel=1e-4)
+    assert crossover_line(POSITIONS, jax, torch, ("JAX", "PyTorch")) == \
+        f"at {at:.0f} positions: JAX faster below, PyTorch above"
+
+
+def test_no_crossing_names_who_is_faster_throughout():
+    assert crossovers(POSITIONS, [2, 2, 2, 2, 2], [1, 1, 1, 1, 1.9]) == []
+    assert crossover_line(POSITIONS, [1, 1, 1, 1, 1], [2, 3, 4, 5, 6], ("JAX", "PyTorch")) == \
+        "none in 10..1000: PyTorch faster throughout"
+
+
+def test_touching_is_not_crossing_but_passing_through_equal_is():
+    assert crossovers(POSITIONS, [2, 1, 2, 2, 2], [1, 1, 1, 1, 1]) == []  # touches at 30
+    assert crossover_line(POSITIONS, [1, 2, 2, 2, 2], [1, 1, 1, 1, 1], ("JAX", "PyTorch")) == \
+        "none in 10..1000: JAX faster throughout"  # equal at the first length only
+    assert crossovers(POSITIONS, [3, 2, 1, 0.5, 0.5], [1, 1, 1, 1, 1]) == [pytest.approx(100)]  # equal at 100, then below
+
+
+def test_each_case_times_the_modes_it_compares():
+    assert len(CASES) == len(set(CASES))
+    cfg, modes = case_modes("scale-lstm-1000", "jax", "cpu")
+    assert (cfg.cell, cfg.positions, cfg.data) == ("lstm", 1000, "uniform") and "plain unroll=best" in modes
+    assert config("rnn", 10).data == "handout"  # the handout's own model at its length
+    assert "plain graphs" not in case_modes("scale-rnn-10", "torch", "cpu")[1]
+    assert "plain graphs" in case_modes("scale-rnn-10", "torch", "gpu")[1]
+    assert case_modes("unroll-rnn-10", "torch", "cpu")[1] == []  # JAX's variants only
+
+
+@pytest.mark.slow
+def test_quick_scaling_rows_every_length_cell_and_framework_and_plots(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "compare.bench", "--scaling", "--quick", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert not [r for r in rows if "error" in r]
+    assert {(r["positions"], r["cell"], r["backend"]) for r in rows} == \
+        {(p, c, b) for p in (10, 100) for c in ("rnn", "lstm") for b in ("jax", "torch")}
+    assert all(r["steps_per_s"] > 0 and r["first_s_cold"] > 0 for r in rows)
+    assert {r["mode"] for r in rows} == {"default", "plain", "plain unroll=best"}
+    assert (tmp_path / "bench-scaling-cpu.png").stat().st_size > 0
+    assert "crossover" in result.stdout
+
+
+def test_scaling_refuses_a_bad_thread_count():
+    result = subprocess.run([sys.executable, "-m", "compare.bench", "--scaling", "--thread_counts", "x"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
