@@ -58,7 +58,7 @@ def test_quick_scaling_rows_every_length_cell_and_framework_and_plots(tmp_path):
     assert {(r["positions"], r["cell"], r["backend"]) for r in rows} == \
         {(p, c, b) for p in (10, 100) for c in ("rnn", "lstm") for b in ("jax", "torch")}
     assert all(r["steps_per_s"] > 0 and r["first_s_cold"] > 0 for r in rows)
-    assert {r["mode"] for r in rows} == {"default", "plain", "plain unroll=best"}
+    assert {r["mode"] for r in rows} >= {"default", "plain", "plain unroll=best"}
     assert (tmp_path / "bench-scaling-cpu.png").stat().st_size > 0
     assert "crossover" in result.stdout
 

@@ -86,12 +86,15 @@ def _batches(cfg: Config) -> Callable[[], tuple[np.ndarray, ...]]:
 
 
 def dynamo_summary() -> str:
-    """What Dynamo did in this process: graphs compiled, and why it left code eager."""
+    """What Dynamo did since the last call (it clears Dynamo's counters): graphs compiled, and
+    why it left code eager."""
     from torch._dynamo.utils import counters
 
     refused = [reason.splitlines()[0] for reason in [*counters["unimplemented"], *counters["graph_break"]]]
-    return f"Dynamo compiled {counters['stats']['unique_graphs']} graph(s)" + (
+    summary = f"Dynamo compiled {counters['stats']['unique_graphs']} graph(s)" + (
         f"; left eager: {'; '.join(refused)}" if refused else "")
+    counters.clear()
+    return summary
 
 
 def _plain_torch(cfg: Config, device: str, graphs: bool, compile: bool, allow_rnn: bool):

@@ -30,6 +30,7 @@ from compare.bench.core import interleave, time_arms
 POSITIONS = (10, 30, 100, 300, 1000)
 QUICK_POSITIONS = (10, 100)
 CELLS = ("rnn", "lstm")
+COMPILE_RNN_UP_TO = 10  # positions up to which the scaling case times torch.compile with allow_rnn
 BLOCK_S = {False: 0.5, True: 0.15}  # a timed block's rough length (by --quick)
 
 
@@ -41,15 +42,18 @@ def config(cell: str, positions: int) -> Config:
 
 
 def best_unroll(positions: int) -> int:
-    """The plain JAX loop's best scan unroll on a CPU (--variants): full for short sequences,
-    a factor for long ones."""
-    return positions if positions <= 10 else 8
+    """The plain JAX loop's best scan unroll on a CPU (--variants, 1 thread): 4 at 10 positions
+    (x1.14 over 1; full unroll x0.98), 8 at 1000 (x1.06; 16 loses, x0.81)."""
+    return 4 if positions <= 10 else 8
 
 
-def scaling_modes(backend: str, device: str, positions: int) -> list[str]:
+def scaling_modes(backend: str, device: str, positions: int, quick: bool = False) -> list[str]:
     if backend == "jax":
         return ["default", "plain", "plain unroll=best"]  # one curve, whichever factor is best there
-    return ["default", "plain"] + (["plain graphs"] if device == "gpu" else [])
+    # Inductor unrolls every position of a traced nn.RNN: its compile takes 40 s (rnn) to 2 min
+    # (lstm) at 10 positions on a loaded CPU core, and grows with the length.
+    compiled = ["plain compile allow_rnn"] if positions <= COMPILE_RNN_UP_TO and not quick else []
+    return ["default", "plain", *compiled] + (["plain graphs"] if device == "gpu" else [])
 
 
 SCALING = {f"scale-{cell}-{p}": (cell, p) for cell in CELLS for p in POSITIONS}
@@ -61,11 +65,11 @@ VARIANTS = {"unroll-rnn-10": ("jax", 10, ["plain unroll=full", "plain", "plain u
 CASES = [*SCALING, *VARIANTS]
 
 
-def case_modes(case: str, backend: str, device: str) -> tuple[Config, list[str]]:
+def case_modes(case: str, backend: str, device: str, quick: bool = False) -> tuple[Config, list[str]]:
     """A case's config and the modes a backend times on it (none: the case is the other's)."""
     if case in SCALING:
         cell, positions = SCALING[case]
-        return config(cell, positions), scaling_modes(backend, device, positions)
+        return config(cell, positions), scaling_modes(backend, device, positions, quick)
     owner, positions, modes = VARIANTS[case]
     # On a GPU the compile case also times the CUDA graph, PyTorch's other lever.
     extra = ["plain graphs"] if case.startswith("compile") and device == "gpu" else []
@@ -96,12 +100,12 @@ def _unroll(name: str, positions: int) -> int:
 def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> dict[str, Any]:
     """One backend's modes on one case: each mode's first step (build, compile or capture, and
     one step) timed apart, then the modes' steps in interleaved timed blocks."""
-    cfg, modes = case_modes(case, backend, device)
+    cfg, modes = case_modes(case, backend, device, quick)
     cfg = cfg.replace(device=device, threads=threads)
     start = time.perf_counter()
     module(backend, tasks.ADDER.trainer_module)  # the framework's import is no mode's first step
     import_s = time.perf_counter() - start
-    first_s, arms = {}, {}
+    first_s, arms, notes = {}, {}, {}
     for mode in modes:
         start = time.perf_counter()
         step, sync = _mode_loop(backend, mode, cfg, device)
@@ -109,15 +113,15 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> d
         sync()
         first_s[mode] = time.perf_counter() - start
         arms[mode] = (lambda i, step=step: step(), sync)
+        if "compile" in mode:
+            notes[mode] = baselines.dynamo_summary()
     # Size the blocks from one warm step of the slowest mode: a long sequence takes a second.
     warm = max(time_arms(arms, 1, 1)[mode][0] for mode in modes)
     block_steps = max(1, round(BLOCK_S[quick] / warm))
     times = time_arms(arms, 3 if quick else 5, block_steps)
     out = {"backend": backend, "case": case, "import_s": import_s, "first_s": first_s, "step_s_all": times,
            "env": {"device": device, "threads": threads}}
-    if any("compile" in mode for mode in modes):
-        out["note"] = baselines.dynamo_summary()
-    return out
+    return {**out, "notes": notes}
 
 
 def measure(cases: list[str], device: str, threads: int, repeats: int, quick: bool, say) -> list[dict[str, Any]]:
@@ -152,7 +156,7 @@ def summarise(case: str, backend: str, threads: int, samples: list[dict[str, Any
                      "first_s_cold": samples[0]["first_s"][mode] if "error" not in samples[0] else None,
                      "first_s_warm": statistics.median(warm) if warm else None, "repeats": len(ok),
                      **({"unroll": best_unroll(cfg.positions)} if "unroll=best" in mode else {}),
-                     **({"note": ok[0]["note"]} if "note" in ok[0] else {})})
+                     **({"note": ok[0]["notes"][mode]} if mode in ok[0]["notes"] else {})})
     return rows
 
 
@@ -231,8 +235,8 @@ def print_table(console, rows: list[dict[str, Any]]) -> None:
                       f"{r['steps_per_s'] / base:.3f}" if base else "–",
                       f"{f(r['first_s_cold'])} / {f(r['first_s_warm'])}", f"{r['load']:.2f}")
     console.print(table)
-    for note in sorted({r["note"] for r in rows if "note" in r}):
-        console.print(f"torch.compile: {escape(note)}")
+    for mode, note in sorted({(r["mode"], r["note"]) for r in rows if "note" in r}):
+        console.print(f"{mode}: {escape(note)}")
     for line in crossover_lines(rows):
         console.print(line)
 
