@@ -33,6 +33,8 @@ CHOICES = {"order": ORDERS, "data": DATASETS, "cell": CELLS, "h0": H0_MODES, **S
 # in one vmapped program (the GPU speed-up had flattened by 32: x12.2, README 'Speed').
 MAX_LAYERS = 32
 MAX_SEEDS_PER_PROGRAM = 64
+# Training steps one compiled JAX call may take: a call holds its K batches on the device.
+MAX_STEPS_PER_CALL = 1000
 
 # The handout's fixed integer ranges: train on [0, 555555555), test on [555555555, 999999999).
 HANDOUT_DIGITS = 9
@@ -75,7 +77,15 @@ class RunConfig:
     threads: int = 0  # host cores; 0: the policy in common/threads.py
     device: str = "auto"
     tf32: bool = False
+    # Execution modes (README "Each framework at its best"): how a backend runs the same math.
+    # Each is the backend's to honour; one that cannot (the other framework's, or a GPU mode on a
+    # CPU) runs the default path and the record's env says so. At their defaults they are left
+    # out of to_dict, so run keys and records from before they existed stay as they were.
+    unroll: int = 1          # JAX: positions per lax.scan iteration; 0: every position (full unroll)
+    steps_per_call: int = 1  # JAX: training steps per compiled call (a scan over K host-made batches)
+    graphs: bool = False     # PyTorch on a GPU: the whole training step replayed as one CUDA graph
 
+    MODES: ClassVar[tuple[str, ...]] = ("unroll", "steps_per_call", "graphs")
     TASK: ClassVar[str] = ""  # the workload's name (common/records.py)
     CELLS: ClassVar[tuple[str, ...]] = ("rnn", "lstm", "gru")
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"cell": CELLS, **SHARED_CHOICES}  # flags' enums
@@ -106,6 +116,12 @@ class RunConfig:
         for name, choices in {"cell": self.CELLS, **SHARED_CHOICES}.items():
             check_choice(self, name, choices)
         check_bool(self, "tf32")
+        check_int(self, "unroll", 0)
+        check_int(self, "steps_per_call", 1, MAX_STEPS_PER_CALL)
+        check_bool(self, "graphs")
+        for name in ("eval_every", "steps"):  # evals and the last step fall between calls
+            if getattr(self, name) % self.steps_per_call:
+                reject(name, getattr(self, name), f"must be a multiple of steps_per_call={self.steps_per_call}")
         check_positive_float(self, "lr")
         check_positive_float(self, "decay")
         if self.activation != "tanh" and self.cell != "rnn":
@@ -133,7 +149,10 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), **{name: list(getattr(self, name)) for name in self.TUPLES}}
+        """The config as JSON values; execution modes at their defaults left out (see MODES)."""
+        d = {**dataclasses.asdict(self), **{name: list(getattr(self, name)) for name in self.TUPLES}}
+        fields = self.__dataclass_fields__
+        return {k: v for k, v in d.items() if k not in self.MODES or v != fields[k].default}
 
     @classmethod
     def from_dict(cls: type[C], d: dict[str, Any]) -> C:

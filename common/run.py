@@ -55,6 +55,12 @@ HELP = {
     "threads": "host cores to pin this process to; 0: 1 for a CPU run, up to 8 for a GPU run",
     "device": "auto picks a GPU when one is visible",
     "tf32": "allow TF32 matmuls on GPU (off: full fp32, as equivalence needs)",
+    "unroll": "JAX: positions per lax.scan iteration (1: a loop; 0: fully unrolled); may change the "
+              "last bits of a result, so it is part of the run's key when set",
+    "steps_per_call": "JAX: training steps per compiled call (a scan over K batches made on the host); "
+                      "steps and eval_every must be multiples of it",
+    "graphs": "PyTorch on a GPU: capture the whole training step once and replay it as one CUDA graph "
+              "(elsewhere: the eager step, and the record's env says so)",
 }
 
 

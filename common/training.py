@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from common.checkpoint import Checkpointing, Checkpoints
+from common.config import ConfigError
 from common.threads import CoreWatch
 
 
@@ -82,7 +83,9 @@ class Workload(Protocol):
 class Lockstep(Protocol):
     """Several runs (seeds of one config) trained by one program: one step advances them all.
 
-    `views[k]` answers for run k alone (loss, divergence, scores, hidden states).
+    `views[k]` answers for run k alone (loss, divergence, scores, hidden states). A group that
+    can take several steps in one call (cfg.steps_per_call) has `step_many(batches)`, batches[i]
+    being step i's batches (one per run); the loop finds it by its presence.
     """
 
     views: list[Any]
@@ -95,6 +98,8 @@ class Alone:
 
     def __init__(self, trainer):
         self.views = [trainer]
+        if hasattr(trainer, "step_many"):  # a capability of the trainer is the group's
+            self.step_many = lambda batches: trainer.step_many([b[0] for b in batches])
 
     def compile(self, batches: list[Any]) -> float | None:
         return self.views[0].compile(batches[0])
@@ -176,19 +181,28 @@ def fit_group(works: list[Workload], group: Lockstep, compile: Callable[[], floa
     compile_s, first_step_s, train_s = timers["compile_s"], timers["first_step_s"], timers["train_s"]
     watch = None
 
+    # Steps per call: cfg.steps_per_call where the group can (step_many), else one; evals and the
+    # last step fall between calls (the config's rule), and so must checkpoints (checked here).
+    per_call = cfg.steps_per_call if hasattr(group, "step_many") else 1
+    if checkpoints is not None and checkpointing.every % per_call:
+        raise ConfigError(f"checkpoint every {checkpointing.every} steps: must be a multiple of "
+                          f"steps_per_call={per_call}")
     mark = time.perf_counter()
     last_step = start_step - 1
-    for step in range(start_step, cfg.steps + 1):
-        group.step([run.work.batch(step) for run in runs])
+    for step in range(start_step + per_call - 1, cfg.steps + 1, per_call):
+        if per_call == 1:
+            group.step([run.work.batch(step) for run in runs])
+        else:
+            group.step_many([[run.work.batch(k) for run in runs] for k in range(step - per_call + 1, step + 1)])
         if on_step:
             on_step(step)
-        if step == start_step:
-            # One extra sync so warm-up cost (step 1, or the first step after a resume) is
+        if step == start_step + per_call - 1:
+            # One extra sync so warm-up cost (the first call, or the first after a resume) is
             # reported apart from the steady state.
             runs[0].trainer.loss()
             warm_s = time.perf_counter() - mark
             train_s += warm_s
-            if step == 1:
+            if step == per_call:
                 first_step_s = warm_s
             mark, last_step = time.perf_counter(), step
             watch = CoreWatch()  # who else used our cores while the steps were timed

@@ -168,7 +168,7 @@ def _heading(name: str, records: list[dict[str, Any]]) -> list[str]:
     """A sweep section's title and the settings its runs share that differ from its task's defaults."""
     task = tasks.TASKS[SWEEPS[name].task]
     cfg, default = records[0]["config"], task.config().to_dict()
-    fixed = {k: v for k, v in cfg.items() if k not in records[0]["point"] and k != "seed" and v != default[k]}
+    fixed = {k: v for k, v in cfg.items() if k not in records[0]["point"] and k != "seed" and v != default.get(k)}
     return [f"## `{name}`: {SWEEPS[name].about}", "",
             f"Settings besides the swept one(s), where they differ from the {task.defaults_from} defaults: "
             f"`{', '.join(f'{k}={v}' for k, v in sorted(fixed.items())) or 'none'}`", ""]
