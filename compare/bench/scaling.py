@@ -41,15 +41,18 @@ def config(cell: str, positions: int) -> Config:
     return Config(cell=cell, digits=digits, data="handout" if digits <= 9 else "uniform")
 
 
-def best_unroll(positions: int) -> int:
-    """The plain JAX loop's best scan unroll on a CPU (--variants, 1 thread): 4 at 10 positions
-    (x1.14 over 1; full unroll x0.98), 8 at 1000 (x1.06; 16 loses, x0.81)."""
+def best_unroll(cell: str, positions: int) -> int:
+    """The plain JAX loop's best scan unroll on a CPU (--variants, 1 thread): rnn 4 at 10
+    positions (x1.14 over 1; full unroll x0.98), 8 at 1000 (x1.06; 16 loses, x0.81); an unrolled
+    lstm runs at about half the speed of unroll 1 at every length (--scaling)."""
+    if cell == "lstm":
+        return 1
     return 4 if positions <= 10 else 8
 
 
-def scaling_modes(backend: str, device: str, positions: int, quick: bool = False) -> list[str]:
-    if backend == "jax":
-        return ["default", "plain", "plain unroll=best"]  # one curve, whichever factor is best there
+def scaling_modes(backend: str, device: str, cell: str, positions: int, quick: bool = False) -> list[str]:
+    if backend == "jax":  # one curve, whichever factor is best there (none where 1 is)
+        return ["default", "plain"] + (["plain unroll=best"] if best_unroll(cell, positions) > 1 else [])
     # Inductor unrolls every position of a traced nn.RNN: its compile takes 40 s (rnn) to 2 min
     # (lstm) at 10 positions on a loaded CPU core, and grows with the length.
     compiled = ["plain compile allow_rnn"] if positions <= COMPILE_RNN_UP_TO and not quick else []
@@ -61,6 +64,7 @@ VARIANTS = {"unroll-rnn-10": ("jax", 10, ["plain unroll=full", "plain", "plain u
                                           "plain unroll=8"]),
             "unroll-rnn-1000": ("jax", 1000, ["plain", "plain unroll=2", "plain unroll=4", "plain unroll=8",
                                               "plain unroll=16"]),
+            "unroll-lstm-100": ("jax", 100, ["plain", "plain unroll=2", "plain unroll=4", "plain unroll=8"]),
             "compile-rnn-10": ("torch", 10, ["plain", "plain compile", "plain compile allow_rnn"])}
 CASES = [*SCALING, *VARIANTS]
 
@@ -69,11 +73,11 @@ def case_modes(case: str, backend: str, device: str, quick: bool = False) -> tup
     """A case's config and the modes a backend times on it (none: the case is the other's)."""
     if case in SCALING:
         cell, positions = SCALING[case]
-        return config(cell, positions), scaling_modes(backend, device, positions, quick)
+        return config(cell, positions), scaling_modes(backend, device, cell, positions, quick)
     owner, positions, modes = VARIANTS[case]
     # On a GPU the compile case also times the CUDA graph, PyTorch's other lever.
     extra = ["plain graphs"] if case.startswith("compile") and device == "gpu" else []
-    return config("rnn", positions), modes + extra if backend == owner else []
+    return config(case.split("-")[1], positions), modes + extra if backend == owner else []
 
 
 def _mode_loop(backend: str, mode: str, cfg: Config, device: str):
@@ -89,12 +93,10 @@ def _mode_loop(backend: str, mode: str, cfg: Config, device: str):
     options = {"graphs": "graphs" in words, "compile": "compile" in words, "allow_rnn": "allow_rnn" in words}
     unroll = next((w.split("=")[1] for w in words if w.startswith("unroll=")), "1")
     if backend == "jax":
-        return baselines.plain_loop("jax", cfg, device, unroll=_unroll(unroll, cfg.positions))
+        best = best_unroll(cfg.cell, cfg.positions)
+        return baselines.plain_loop("jax", cfg, device, unroll={"full": cfg.positions, "best": best}.get(unroll)
+                                    or int(unroll))
     return baselines.plain_loop("torch", cfg, device, **options)
-
-
-def _unroll(name: str, positions: int) -> int:
-    return {"full": positions, "best": best_unroll(positions)}.get(name) or int(name)
 
 
 def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> dict[str, Any]:
@@ -155,7 +157,7 @@ def summarise(case: str, backend: str, threads: int, samples: list[dict[str, Any
                      "steps_per_s": 1 / step_s, "step_s_min": min(steps), "step_s_max": max(steps),
                      "first_s_cold": samples[0]["first_s"][mode] if "error" not in samples[0] else None,
                      "first_s_warm": statistics.median(warm) if warm else None, "repeats": len(ok),
-                     **({"unroll": best_unroll(cfg.positions)} if "unroll=best" in mode else {}),
+                     **({"unroll": best_unroll(cfg.cell, cfg.positions)} if "unroll=best" in mode else {}),
                      **({"note": ok[0]["notes"][mode]} if mode in ok[0]["notes"] else {})})
     return rows
 
@@ -175,14 +177,18 @@ def crossovers(positions: list[float], a: list[float], b: list[float]) -> list[f
 
 
 def crossover_line(positions: list[float], a: list[float], b: list[float], names: tuple[str, str]) -> str:
-    """The crossover in words: where, and who is faster either side; or who is faster throughout."""
+    """The crossover in words: where, and who leads before and after each crossing; or who is
+    faster throughout."""
     found = crossovers(positions, a, b)
     faster = lambda k: names[0] if a[k] >= b[k] else names[1]  # noqa: E731
     if not found:
         apart = max(range(len(a)), key=lambda k: abs(math.log(a[k] / b[k])))  # not a touching point
         return f"none in {positions[0]:g}..{positions[-1]:g}: {faster(apart)} faster throughout"
+    leaders = [faster(0)] + [names[(names.index(faster(0)) + k) % 2] for k in range(1, len(found) + 1)]
     at = ", ".join(f"{p:.0f}" for p in found)
-    return f"at {at} positions: {faster(0)} faster below, {faster(-1)} above"
+    if len(found) == 1:
+        return f"at {at} positions: {leaders[0]} faster below, {leaders[1]} above"
+    return f"at {at} positions: {leaders[0]} faster first, then " + ", then ".join(leaders[1:])
 
 
 def curves(rows: list[dict[str, Any]], cell: str, threads: int) -> dict[tuple[str, str], dict[int, float]]:
