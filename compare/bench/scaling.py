@@ -42,12 +42,14 @@ def config(cell: str, positions: int) -> Config:
 
 
 def best_unroll(cell: str, positions: int) -> int:
-    """The plain JAX loop's best scan unroll on a CPU (--variants, 1 thread): rnn 4 at 10
-    positions (x1.14 over 1; full unroll x0.98), 8 at 1000 (x1.06; 16 loses, x0.81); an unrolled
-    lstm runs at about half the speed of unroll 1 at every length (--scaling)."""
+    """The scan unroll the scaling case times the plain JAX loop at besides 1 (--variants and
+    --scaling, 1 thread, fastest timed block; medians are within this shared box's noise):
+    rnn full at 10 positions (x1.18 over 1 in two runs), 8 from 30 on (x1.02-1.08 at 1000, 2 to
+    8 alike; it loses 5-20 % at 30 to 300, where 1 is best); lstm 1 (2 alike at 100 positions,
+    8 half the speed)."""
     if cell == "lstm":
         return 1
-    return 4 if positions <= 10 else 8
+    return positions if positions <= 10 else 8
 
 
 def scaling_modes(backend: str, device: str, cell: str, positions: int, quick: bool = False) -> list[str]:
