@@ -69,7 +69,8 @@ def test_quick_scaling_rows_every_length_cell_and_framework_and_plots(tmp_path):
     assert "crossover" in result.stdout
 
 
-def test_scaling_refuses_a_bad_thread_count():
-    result = subprocess.run([sys.executable, "-m", "compare.bench", "--scaling", "--thread_counts", "x"],
+@pytest.mark.parametrize("flag", ["--thread_counts=x", "--plot=/no/such/folder/s.png"])
+def test_scaling_refuses_bad_input_in_one_line_before_measuring(flag):
+    result = subprocess.run([sys.executable, "-m", "compare.bench", "--scaling", flag],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr

@@ -74,9 +74,10 @@ def main(argv: list[str]) -> None:
     if F.repeats < 0:
         fail(f"--repeats={F.repeats}: must be >= 1, or 0 for the default")
     repeats = F.repeats or (2 if F.quick else 3)  # >= 2: compile is timed cold, then warm
-    if F.json:
+    for path, flag in ((F.json, "--json"), (F.plot, "--plot")):
         try:
-            check_writable(F.json, flag="--json")  # fail now, not after the measurements
+            if path:
+                check_writable(path, flag=flag)  # fail now, not after the measurements
         except ConfigError as e:
             fail(str(e))
     try:
@@ -101,11 +102,20 @@ def main(argv: list[str]) -> None:
         console.print(f"written to {F.json}")
 
 
+def plot_path(device: str) -> Path | None:
+    """Where --scaling's plot goes: --plot, or beside --json (<name>-scaling-<device>.png)."""
+    F = flags.FLAGS
+    if F.plot or not F.json:
+        return Path(F.plot) if F.plot else None
+    return Path(F.json).with_name(f"{Path(F.json).stem}-scaling-{device}.png")
+
+
 def run_scaling(console: Console, device: str, counts: list[int], repeats: int, save) -> None:
     """--scaling and --variants: their table, crossover and plot (beside --json, or --plot)."""
     F = flags.FLAGS
     positions = scaling.QUICK_POSITIONS if F.quick else scaling.POSITIONS
-    cases = [f"scale-{c}-{p}" for c in scaling.CELLS for p in positions] * F.scaling + list(scaling.VARIANTS) * F.variants
+    cases = [f"scale-{c}-{p}" for c in scaling.CELLS for p in positions] if F.scaling else []
+    cases += list(scaling.VARIANTS) if F.variants else []
     rows = []
     with console.status("") as status:
         for threads in sorted({t or host_threads(Config(device=device)) for t in counts}):
@@ -114,8 +124,7 @@ def run_scaling(console: Console, device: str, counts: list[int], repeats: int, 
                 if save:
                     save(rows)
     scaling.print_table(console, rows)
-    path = Path(F.plot) if F.plot else Path(F.json).with_name(f"{Path(F.json).stem}-scaling-{device}.png") \
-        if F.json else None
+    path = plot_path(device)
     if path and F.scaling and scaling.plot(rows, path):
         console.print(f"plot: {path}")
     if F.json:

@@ -123,9 +123,8 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> d
     warm = max(time_arms(arms, 1, 1)[mode][0] for mode in modes)
     block_steps = max(1, round(BLOCK_S[quick] / warm))
     times = time_arms(arms, 3 if quick else 5, block_steps)
-    out = {"backend": backend, "case": case, "import_s": import_s, "first_s": first_s, "step_s_all": times,
-           "env": {"device": device, "threads": threads}}
-    return {**out, "notes": notes}
+    return {"backend": backend, "case": case, "import_s": import_s, "first_s": first_s, "step_s_all": times,
+            "notes": notes, "env": {"device": device, "threads": threads}}
 
 
 def measure(cases: list[str], device: str, threads: int, repeats: int, quick: bool, say) -> list[dict[str, Any]]:
@@ -159,6 +158,7 @@ def summarise(case: str, backend: str, threads: int, samples: list[dict[str, Any
                      "steps_per_s": 1 / step_s, "step_s_min": min(steps), "step_s_max": max(steps),
                      "first_s_cold": samples[0]["first_s"][mode] if "error" not in samples[0] else None,
                      "first_s_warm": statistics.median(warm) if warm else None, "repeats": len(ok),
+                     "import_s": statistics.median(s["import_s"] for s in ok),
                      **({"unroll": best_unroll(cfg.cell, cfg.positions)} if "unroll=best" in mode else {}),
                      **({"note": ok[0]["notes"][mode]} if mode in ok[0]["notes"] else {})})
     return rows
