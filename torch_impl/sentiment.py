@@ -1,7 +1,11 @@
 """PyTorch sentiment classifier: the lab's model. nn.Embedding over pretrained vectors, a stacked
 nn.RNN/LSTM/GRU over each text's real tokens (a PackedSequence: cuDNN's variable-length path on
 a GPU), the last layer's state at each text's last token, Linear(hidden, 1); binary
-cross-entropy on the logit; Adam (optionally MultiStepLR), as the adder."""
+cross-entropy on the logit; Adam (optionally MultiStepLR), as the adder.
+
+No CUDA graphs (cfg.graphs runs the eager step, and env()["execution"] says why): a packed batch's
+lengths steer pack_padded_sequence from the host, and the padded path's bucketed widths change the
+shapes from batch to batch; one graph per width was not built."""
 
 from __future__ import annotations
 
@@ -51,6 +55,8 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 class Trainer(TrainerCore):
     """The sentiment workload's trainer; the same methods as jax_impl.sentiment.Trainer."""
+
+    GRAPHS_REFUSED = "variable-length text (sentiment)"
 
     def __init__(self, cfg: TextConfig, embedding: np.ndarray):
         super().__init__(cfg)
