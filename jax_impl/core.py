@@ -178,4 +178,11 @@ class TrainerCore:
         self.state = {**state_from_arrays(trained, state, self.device), **frozen}
 
     def env(self) -> dict:
-        return runtime.describe(self.device)
+        """Framework, device and threads, and the execution modes this trainer runs (the record
+        says which mode ran): scan unroll ("full": every position) and training steps per compiled
+        call, both honoured by every JAX trainer; CUDA graphs are PyTorch's, and a request says so."""
+        cfg = self.cfg
+        return {**runtime.describe(self.device),
+                "execution": {"unroll": "n/a (no recurrent layer)" if cfg.cell == "none" else cfg.unroll or "full",
+                              "steps_per_call": cfg.steps_per_call,
+                              "graphs": "n/a (JAX; graphs=true asked, not a JAX mode)" if cfg.graphs else "n/a (JAX)"}}

@@ -54,6 +54,9 @@ class RecurrentLayer(nn.Module):
     hidden: int
     activation: str
     dtype: Any
+    # Positions per scan iteration (lax.scan's unroll; True: all of them). Only speed should
+    # change, but XLA may fuse an unrolled body's arithmetic differently: not always bitwise.
+    unroll: int | bool = 1
 
     @nn.compact
     def __call__(self, xs: jax.Array, state: jax.Array,
@@ -80,7 +83,7 @@ class RecurrentLayer(nn.Module):
                 new = tuple(jnp.where(real[:, None], part, old) for part, old in zip(new, carry))
             return new, new[0]
 
-        final, ys = jax.lax.scan(step, tuple(state), (x_proj, mask))
+        final, ys = jax.lax.scan(step, tuple(state), (x_proj, mask), unroll=self.unroll)
         return ys, jnp.stack(final)
 
 
@@ -102,7 +105,8 @@ class Adder(nn.Module):
         if cfg.cell != "none":
             finals = []
             for k in range(cfg.layers):
-                layer = RecurrentLayer(cfg.cell, cfg.hidden, cfg.activation, dtype, name=f"layer{k}")
+                layer = RecurrentLayer(cfg.cell, cfg.hidden, cfg.activation, dtype, cfg.unroll or True,
+                                       name=f"layer{k}")
                 x, state = layer(x, h0[:, k])
                 finals.append(state)
             final = jnp.stack(finals, axis=1)
