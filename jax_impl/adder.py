@@ -79,6 +79,27 @@ def make_train_step(cfg: Config, model: Adder, optimizer: optax.GradientTransfor
     return train_step
 
 
+def make_train_many(train_step):
+    """steps_per_call training steps in one program: a scan of `train_step` over batches stacked
+    on a leading axis, so the carried state, divergence flag and loss sum move per step as in as
+    many single calls. Bitwise the same as single steps on CPU (tests/test_execution.py)."""
+    def train_many(state: State, a, b, target, h0) -> State:
+        state, _ = jax.lax.scan(lambda state, batch: (train_step(state, *batch), None), state, (a, b, target, h0))
+        return state
+
+    return train_many
+
+
+def stacked(batches: list[Batch]) -> tuple[np.ndarray, ...]:
+    """The fields of `batches` stacked on a new leading axis (steps, or seeds)."""
+    return tuple(np.stack([getattr(b, f) for b in batches]) for f in ("a", "b", "target", "h0"))
+
+
+def stacked_shapes(batch: Batch, *lead: int) -> tuple[jax.ShapeDtypeStruct, ...]:
+    """What `stacked` makes of batches shaped like `batch`, leading axes `lead`."""
+    return tuple(jax.ShapeDtypeStruct((*lead, *x.shape), x.dtype) for x in (batch.a, batch.b, batch.target, batch.h0))
+
+
 def make_score(model: Adder):
     def score(params, a, b, target, h0):
         logits, _ = model.apply({"params": params}, a, b, h0)
@@ -96,7 +117,9 @@ class Trainer(TrainerCore):
         self.model = Adder(cfg)
         optimizer = make_optimizer(cfg)
         self._init_state(optimizer)
-        self._train_step = jax.jit(make_train_step(cfg, self.model, optimizer), donate_argnums=0)
+        train_step = make_train_step(cfg, self.model, optimizer)
+        self._train_step = jax.jit(train_step, donate_argnums=0)
+        self._train_many = jax.jit(make_train_many(train_step), donate_argnums=0)
         self._score_jit = jax.jit(make_score(self.model))
         self._loss_and_grads = jax.jit(make_loss_and_grads(self.model))
         self._forward = jax.jit(self.model.apply)
@@ -109,13 +132,19 @@ class Trainer(TrainerCore):
         return jax.device_put((batch.a, batch.b, batch.target, batch.h0), self.device)
 
     def compile(self, batch: Batch) -> float:
-        """The train step and the scorer of the eval chunks, compiled ahead of time (core)."""
-        cfg, train = self.cfg, ("train", *batch.a.shape)
-        lower_step = lambda: self._train_step.lower(self.state, *self._on_device(batch))  # noqa: E731
+        """The training program the loop will call (one step, or cfg.steps_per_call steps) and
+        the scorer of the eval chunks, compiled ahead of time (core)."""
+        cfg, many = self.cfg, self.cfg.steps_per_call
+        if many == 1:
+            train = ("train", *batch.a.shape)
+            lower_train = lambda: self._train_step.lower(self.state, *self._on_device(batch))  # noqa: E731
+        else:
+            train = ("train_many", *batch.a.shape)
+            lower_train = lambda: self._train_many.lower(self.state, *stacked_shapes(batch, many))  # noqa: E731
         chunk = (eval_chunk_size(cfg), cfg.positions)
         seconds = self._compile((cfg.replace(seed=0), self.device),
-                                {train: lower_step, ("score", *chunk): lambda: self._lower_score(chunk)})
-        self._train_step = self._programs[train]
+                                {train: lower_train, ("score", *chunk): lambda: self._lower_score(chunk)})
+        setattr(self, "_train_step" if many == 1 else "_train_many", self._programs[train])
         return seconds
 
     def _scorer(self, shape: tuple[int, int]):
@@ -132,6 +161,10 @@ class Trainer(TrainerCore):
         # numpy straight in: the compiled call's C++ path copies them to the state's device;
         # jax.device_put first costs ~30 us a field in Python (measured: 4.05 -> 3.81 ms a step).
         self.state = self._train_step(self.state, batch.a, batch.b, batch.target, batch.h0)
+
+    def step_many(self, batches: list[Batch]) -> None:
+        """len(batches) steps in one call (cfg.steps_per_call once compiled); as many `step`s."""
+        self.state = self._train_many(self.state, *stacked(batches))
 
     def score(self, chunk: Batch) -> tuple[np.ndarray, np.ndarray]:
         whole, right = self._scorer(chunk.a.shape)(self.state["params"], chunk.a, chunk.b, chunk.target,
@@ -185,7 +218,9 @@ class SeedGroup:
         self._scalars: dict[str, np.ndarray] | None = None
         self._means: np.ndarray | None = None
         self._device = device
-        self._train_step = jax.jit(jax.vmap(make_train_step(cfg, model, optimizer)), donate_argnums=0)
+        train_step = jax.vmap(make_train_step(cfg, model, optimizer))
+        self._train_step = jax.jit(train_step, donate_argnums=0)
+        self._train_many = jax.jit(make_train_many(train_step), donate_argnums=0)
 
     def state_of(self, k: int) -> State:
         """What a view reads of seed k: its parameters (sliced once per step, when asked for)."""
@@ -206,20 +241,27 @@ class SeedGroup:
             self.state, self._means = take_loss_mean(self.state, self._device)
         return self._means
 
-    def _stacked(self, batches: list[Batch]) -> tuple[np.ndarray, ...]:
-        return tuple(np.stack([getattr(b, f) for b in batches]) for f in ("a", "b", "target", "h0"))
-
     def compile(self, batches: list[Batch]) -> float:
-        cfg = self.views[0].cfg
+        cfg, many = self.views[0].cfg, self.views[0].cfg.steps_per_call
         start, before = time.perf_counter(), runtime.CACHE_EVENTS.copy()
-        self._train_step = self._train_step.lower(self.state, *self._stacked(batches)).compile()
+        if many == 1:
+            self._train_step = self._train_step.lower(self.state, *stacked(batches)).compile()
+        else:  # steps x seeds
+            shapes = stacked_shapes(batches[0], many, len(batches))
+            self._train_many = self._train_many.lower(self.state, *shapes).compile()
         self.views[0]._scorer((eval_chunk_size(cfg), cfg.positions))
         for view in self.views:
             view.compile_cache = runtime.cache_outcome(before)
         return time.perf_counter() - start
 
     def step(self, batches: list[Batch]) -> None:
-        self.state = self._train_step(self.state, *self._stacked(batches))  # as Trainer.step
+        self.state = self._train_step(self.state, *stacked(batches))  # as Trainer.step
+        self._slices.clear()
+        self._scalars = self._means = None
+
+    def step_many(self, batches: list[list[Batch]]) -> None:
+        """len(batches) steps of every seed in one call; batches[i]: step i's, one per seed."""
+        self.state = self._train_many(self.state, *(np.stack(x) for x in zip(*map(stacked, batches))))
         self._slices.clear()
         self._scalars = self._means = None
 
@@ -258,3 +300,7 @@ class _SeedView(Trainer):
 
     def step(self, batch: Batch) -> None:
         raise TypeError("a seed of a SeedGroup is stepped by the group")
+
+    @property
+    def step_many(self):  # absent (hasattr is False): a view never steps alone
+        raise AttributeError("a seed of a SeedGroup is stepped by the group")
