@@ -8,13 +8,21 @@ In order, each part in processes of its own, with its figures saved as soon as i
 2. equivalence: same weights and batches on both backends (compare.equivalence, 2 layers, every
    cell, float32 and float64), with each framework's own noise floor in float32 (the same run
    repeated; the rounding-noise controls of common/controls.py);
-3. bench: canonical, lstm, gru and 1000-digit cases, cold and warm compile, and K = 8 and 32
+3. modes: the execution modes through each command line (steps/s, compile, the losses at every
+   eval against the default mode's): PyTorch's whole-step CUDA graph against its eager step
+   (canonical config); JAX's scan unroll at 10 positions (1 against full) and at 1001 positions
+   (1, 8, 32); JAX's steps per call (1, 10, 50);
+4. bench: canonical, lstm, gru and 1000-digit cases, cold and warm compile, and K = 8 and 32
    seeds in one vmapped JAX program (compare.bench);
-4. tests: the tests whose code paths change on a GPU (the GPU equivalence test is part 2's check
-   with the same bounds, and is not run twice);
-5. threads: the host-core policy's effect: the canonical case on 1 host core and on the policy's
+5. text equivalence: the sentiment task's (compare.equivalence --task sentiment);
+6. text bench: the sentiment model's speed, PyTorch's padded batch against the packed sequence
+   on cuDNN (compare.bench's text cases);
+7. tests: the tests whose code paths change on a GPU (the GPU equivalence test is part 2's check
+   with the same bounds, and is not run twice; tests/test_torch_modes.py's GPU tests are here);
+8. threads: the host-core policy's effect: the canonical case on 1 host core and on the policy's
    cores, interleaved (compare.bench: compile cold and warm, steps/s, time to solve).
-Parts that would not fit in --budget_s are skipped and say so. Writes DIR/gpu_check.json (every
+Parts that would not fit in --budget_s are skipped and say so, the later parts first: the order is
+the order of worth. Writes DIR/gpu_check.json (every
 figure), DIR/gpu_check.md (the summary) and a log per part. Exit 1 if a part failed, 2 on bad
 input or without a GPU.
 """
@@ -40,14 +48,14 @@ from common.files import write_atomic
 from common.config import Config, ConfigError
 from common.threads import available_cores, host_threads
 from compare import devices
-from compare.equivalence.core import CONTROLS
+from compare.equivalence.core import BOUNDS, CONTROLS
 
 # What runs differently on a GPU: model and runtime paths, a command-line run's record, the probe's
 # hidden states. (The GPU equivalence test is part 2; the bad-input tests never reach a device.)
 # By absolute path: the check may run from any folder (the fuzz test runs it from an empty one).
 _REPO = Path(__file__).resolve().parents[1]
 TESTS = tuple(str(_REPO / t) for t in (
-    "tests/test_models.py", "tests/test_runtime.py", "tests/test_devices.py",
+    "tests/test_models.py", "tests/test_runtime.py", "tests/test_devices.py", "tests/test_torch_modes.py",
     "tests/test_cli.py::test_a_run_writes_its_record",
     "tests/test_beyond.py::test_hidden_states_agree_across_backends"))
 
@@ -151,10 +159,64 @@ class Check:
             ["--cases=canonical,gru,lstm,digits1000", "--vmap_seeds=8,32"]
         return self.table("bench", ["-m", "compare.bench", f"--device={self.device}", "--repeats=2", *scope])
 
+    def record(self, name: str, backend: str, args: list[str]) -> dict[str, Any]:
+        """One command-line run of `backend` with `args`: its figures, or why there are none."""
+        path = self.out / f"{name}-record.json"
+        proc = self.command(name, ["-m", package(backend), f"--device={self.device}", *args, f"--out={path}"])
+        if proc.returncode != 0 or not path.exists():
+            return {"error": f"exit {proc.returncode}: see {name}.log"}
+        record = json.loads(path.read_text())
+        path.unlink()  # its figures go into gpu_check.json
+        t = record["timing"]
+        return {"status": record["status"], **{k: t[k] for k in ("compile_s", "first_step_s", "steps_per_s")},
+                "execution": record["env"].get("execution"), "device": record["env"]["device"],
+                "losses": [point["loss"] for point in record["curve"]]}
+
+    def modes(self) -> dict[str, Any]:
+        """Each mode of MODES by the command line; against its group's first run: steps/s ratio
+        and the largest loss gap over the eval points (PyTorch's graphs are held to the float32
+        run-loss bound; JAX's modes are reported, their bounds are its engineer's)."""
+        end = time.monotonic() + self.cap_s  # the cap is the part's, not each run's
+        # Multiples of 50 steps: steps and evals fall between calls of 50 steps.
+        steps = ["--steps=100" if self.small else "--steps=500", "--eval_every=50"]
+        long = ["--digits=30" if self.small else "--digits=1000", "--steps=100", "--eval_every=50"]
+        runs: list[dict[str, Any]] = []
+        failed = False
+        for group, label, backend, args in MODES:
+            row = {"group": group, "mode": label, "backend": backend, "flags": args}
+            if end - time.monotonic() < 5:
+                runs.append({**row, "skipped": "out of the part's time"})
+                continue
+            self.cap_s = end - time.monotonic()
+            flags = [a for a in args if a != "long"] + (long if "long" in args else steps)
+            figures = self.record("modes", backend, flags)
+            failed |= "error" in figures or figures.get("status") != "ok"
+            base = next((r for r in runs if r["group"] == group and "steps_per_s" in r), None)
+            if base is not None and "steps_per_s" in figures:
+                figures["speedup"] = figures["steps_per_s"] / base["steps_per_s"] if base["steps_per_s"] else None
+                figures["loss_gap"] = loss_gap(figures["losses"], base["losses"])
+            if label == "torch graphs" and "loss_gap" in figures:
+                figures["within_bound"] = figures["loss_gap"] is not None and \
+                    figures["loss_gap"] <= BOUNDS["float32"].trajectory
+                failed |= not figures["within_bound"]
+            runs.append({**row, **figures})
+        return {"rows": runs, "failed": failed}
+
+    def text_equivalence(self) -> dict[str, Any]:
+        scope = ["--cell=rnn-tanh", "--dtype=float32"] if self.small else []
+        return self.table("text_equivalence", ["-m", "compare.equivalence", "--task=sentiment",
+                                               f"--device={self.device}", *scope])
+
+    def text_bench(self) -> dict[str, Any]:
+        scope = ["--cases=text-rnn-256", "--quick", "--thread_counts=1"] if self.small else \
+            [f"--cases={TEXT_CASES}", "--repeats=1"]
+        return self.table("text_bench", ["-m", "compare.bench", f"--device={self.device}", "--vmap_seeds=0",
+                                         *scope])
+
     def tests(self) -> dict[str, Any]:
         args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS]
         if self.small:
-            args += ["-k", "contract or both_backends_name or a_run_writes_its_record"]
+            args += ["-k", "contract or both_backends_name or a_run_writes_its_record or graphs_on_a_cpu"]
         proc = self.command("tests", args)
         lines = (self.out / "tests.log").read_text().strip().splitlines()
         return {"summary": lines[-1] if lines else "no output", "exit": proc.returncode,
@@ -167,6 +229,32 @@ class Check:
         return self.table("threads", ["-m", "compare.bench", f"--device={self.device}", "--cases=canonical",
                                       f"--thread_counts=1,{policy}", "--repeats=2", "--vmap_seeds=0"]
                           + (["--quick"] if self.small else []))
+
+
+# The execution modes part: (group, label, backend, flags); a group's first run is its baseline
+# (the default mode), the others are timed and compared against it. The config is the canonical
+# one (lr 1e-3: no run stops early); "long" runs have 1001 positions, fewer steps (48 ms a JAX
+# step there, README "On a GPU").
+MODES = (
+    ("torch graphs", "torch eager", "torch", []),
+    ("torch graphs", "torch graphs", "torch", ["--graphs"]),
+    ("jax unroll, 10 positions", "unroll 1", "jax", ["--unroll=1"]),
+    ("jax unroll, 10 positions", "unroll full", "jax", ["--unroll=0"]),
+    ("jax steps per call", "1 step a call", "jax", []),
+    ("jax steps per call", "10 steps a call", "jax", ["--steps_per_call=10"]),
+    ("jax steps per call", "50 steps a call", "jax", ["--steps_per_call=50"]),
+    ("jax unroll, 1001 positions", "unroll 1", "jax", ["--unroll=1", "long"]),
+    ("jax unroll, 1001 positions", "unroll 8", "jax", ["--unroll=8", "long"]),
+    ("jax unroll, 1001 positions", "unroll 32", "jax", ["--unroll=32", "long"]),
+)
+TEXT_CASES = "text-rnn-256,text-lstm-1024"  # compare/bench/sentiment.py: a small and a large model
+
+
+def loss_gap(losses: list[float], reference: list[float]) -> float | None:
+    """Max over eval points of |Δ loss| / loss (the equivalence checks' run-loss figure)."""
+    if not losses or len(losses) != len(reference):
+        return None
+    return max(abs(a - b) / abs(b) if b else abs(a - b) for a, b in zip(losses, reference))
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -231,9 +319,41 @@ def summary(results: dict[str, Any]) -> str:
                          f"{r['grads'][0]:.1e} | {r['trajectory']:.1e} | {r['params'][0]:.1e} ({r['params'][1]}) | "
                          + "".join(f"{noise[k]} | " for k in CONTROLS) + f"{'yes' if not r['violations'] else 'NO'} |")
         lines.append("")
+    modes = [r for r in parts.get("modes", {}).get("rows", [])]
+    if modes:
+        lines += ["## Execution modes (canonical config; the command line)", "",
+                  "| group | mode | execution (env) | steps/s | x first of group | compile s | loss gap vs first |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in modes:
+            if "steps_per_s" not in r:
+                lines.append(f"| {r['group']} | {r['mode']} | {r.get('skipped') or r.get('error') or r.get('status')} "
+                             "| – | – | – | – |")
+                continue
+            execution = "; ".join(f"{k} {v}" for k, v in (r.get("execution") or {}).items())
+            lines.append(f"| {r['group']} | {r['mode']} | {execution} | {_f(r['steps_per_s'], '.1f')} | "
+                         f"{_f(r.get('speedup'))} | {_f(r['compile_s'])} | {_f(r.get('loss_gap'), '.1e')} |")
+        lines.append("")
+    rows = parts.get("text_equivalence", {}).get("rows", [])
+    if rows:
+        lines += ["## Sentiment equivalence (same weights and batches)", "",
+                  "| variant | layers | dtype | logits | grads | run loss | params | ok |", "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['variant']} | {r['layers']} | {r['dtype']} | {r['logits']:.1e} | {r['grads'][0]:.1e} | "
+                         f"{r['trajectory']:.1e} | {r['params'][0]:.1e} | {'yes' if not r['violations'] else 'NO'} |")
+        lines.append("")
+    rows = [r for r in parts.get("text_bench", {}).get("rows", []) if "error" not in r]
+    if rows:
+        lines += ["## Sentiment speed (64 texts of 50..400 tokens; step s)", "",
+                  "| case | backend | padded random | padded bucketed | packed random | packed bucketed |",
+                  "|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['case']} | {r['backend']} | {_f(r.get('step_s'), '.4f')} | "
+                         f"{_f(r.get('bucketed_step_s'), '.4f')} | {_f(r.get('packed_random_step_s'), '.4f')} | "
+                         f"{_f(r.get('packed_bucketed_step_s'), '.4f')} |")
+        lines.append("")
     for name, title in (("bench", "Speed"), ("threads", "Host cores: 1 against the policy's")):
         lines += _speed(parts.get(name, {}).get("rows", []), title)
-    rows = parts.get("bench", {}).get("rows", []) + parts.get("threads", {}).get("rows", [])
+    rows = [r for name in ("bench", "text_bench", "threads") for r in parts.get(name, {}).get("rows", [])]
     errors = [r for r in rows if "error" in r]
     for r in errors:
         lines.append(f"- bench {r['case']} {r['backend']}: error: {r['error']}")
@@ -271,15 +391,19 @@ def main(argv: list[str]) -> None:
                   f"{host_threads(Config(device=F.device))} by the host-core policy")
     check = Check(out, F.device, F.budget_s, F.small, console)
     try:
-        # Rough minimum seconds each part needs on an H200 box, so a part that cannot finish
-        # is skipped rather than cut off halfway.
         # The seconds each part needs and may take on an H200 box, so that a part that cannot
-        # finish is skipped rather than cut off, and no part starves the ones after it.
-        check.run("train", check.train, needs_s=20, cap_s=90)
-        check.run("equivalence", check.equivalence, needs_s=60, cap_s=170)
-        check.run("bench", check.bench, needs_s=90, cap_s=220)
-        check.run("tests", check.tests, needs_s=30, cap_s=90)
-        check.run("threads", check.threads, needs_s=60, cap_s=100)
+        # finish is skipped rather than cut off, and no part starves the ones after it. The caps
+        # add up to more than the budget: parts mostly end well before theirs, and what is left
+        # over goes to the later ones. (The modes and text parts' figures are estimates from the
+        # step times above and README's compile times, not yet measured on a GPU.)
+        check.run("train", check.train, needs_s=20, cap_s=75)
+        check.run("equivalence", check.equivalence, needs_s=60, cap_s=130)
+        check.run("modes", check.modes, needs_s=60, cap_s=150)
+        check.run("bench", check.bench, needs_s=90, cap_s=160)
+        check.run("text_equivalence", check.text_equivalence, needs_s=20, cap_s=50)
+        check.run("text_bench", check.text_bench, needs_s=30, cap_s=60)
+        check.run("tests", check.tests, needs_s=30, cap_s=60)
+        check.run("threads", check.threads, needs_s=60, cap_s=80)
     finally:
         shutil.rmtree(check.cache, ignore_errors=True)
     print((out / "gpu_check.md").read_text())
