@@ -1,7 +1,8 @@
 """The adder's JAX trainer (on jax_impl.core): mean cross-entropy over every position. One
 jitted, buffer-donating step carries everything (parameters, optimiser state, carried hidden
 state, divergence flag, the interval's loss sum), so the host never waits on the device between
-evals. SeedGroup trains several seeds of a config in one vmapped program.
+evals; `step_many` takes cfg.steps_per_call such steps in one call. SeedGroup trains several seeds
+of a config in one vmapped program.
 """
 
 from __future__ import annotations
