@@ -54,8 +54,8 @@ class RecurrentLayer(nn.Module):
     hidden: int
     activation: str
     dtype: Any
-    # Positions per scan iteration (lax.scan's unroll; True: all of them). Only speed should
-    # change, but XLA may fuse an unrolled body's arithmetic differently: not always bitwise.
+    # Positions per scan iteration (lax.scan's unroll; True: all of them). The same math, but XLA
+    # fuses an unrolled body differently: training drifts at rounding level (tests/test_execution.py).
     unroll: int | bool = 1
 
     @nn.compact

@@ -1,9 +1,13 @@
 """JAX execution modes (RunConfig.unroll, steps_per_call): how a run is executed, never what it
-computes. Measured on CPU (XLA:CPU, jax 0.10.2, float32): K training steps in one compiled call (a
-scan over K batches) are bitwise K single calls, for rnn, lstm and gru, adder and sentiment; an
-unrolled position scan is not always bitwise (XLA fuses an unrolled body's arithmetic
-differently): the canonical adder over 40 steps moved by 1 ulp in the loss (rnn, unroll 4, 8
-and full) and by up to 4.8e-7 in the weights (lstm), within the float32 trajectory bound."""
+computes. Measured on CPU (XLA:CPU, jax 0.10.2, float32):
+- K training steps in one compiled call (a scan over K batches) are K single calls bit for bit:
+  rnn, lstm and gru, carried state, the seed group, the sentiment task (40 steps, K 4..20).
+- An unrolled position scan is not: XLA fuses an unrolled body differently. The canonical adder
+  (rnn) at unroll 4, 8 and full has bitwise logits, loss and gradients at the first step, but its
+  step losses part from unroll 1's at step 7 (1 ulp); the LSTM's first gradients already differ
+  (up to 1.8e-7 relative), its weights after 40 steps by up to 4.8e-7. Within the float32
+  trajectory bound (compare/equivalence/core.py BOUNDS), hence unroll in the run key when set.
+"""
 
 import numpy as np
 import pytest
