@@ -83,7 +83,7 @@ def make_train_step(cfg: Config, model: Adder, optimizer: optax.GradientTransfor
 def make_train_many(train_step):
     """steps_per_call training steps in one program: a scan of `train_step` over batches stacked
     on a leading axis, so the carried state, divergence flag and loss sum move per step as in as
-    many single calls. Bitwise the same as single steps on CPU (tests/test_execution.py)."""
+    many single calls. Bitwise the same as single steps on CPU (tests/test_jax_modes.py)."""
     def train_many(state: State, a, b, target, h0) -> State:
         state, _ = jax.lax.scan(lambda state, batch: (train_step(state, *batch), None), state, (a, b, target, h0))
         return state

@@ -55,7 +55,7 @@ class RecurrentLayer(nn.Module):
     activation: str
     dtype: Any
     # Positions per scan iteration (lax.scan's unroll; True: all of them). The same math, but XLA
-    # fuses an unrolled body differently: training drifts at rounding level (tests/test_execution.py).
+    # fuses an unrolled body differently: training drifts at rounding level (tests/test_jax_modes.py).
     unroll: int | bool = 1
 
     @nn.compact

@@ -71,3 +71,24 @@ def text_flags(tmp_path) -> list[str]:
             "--csv_positive", "pos", "--csv_negative", "neg", f"--vectors={tmp_path / 'vectors.txt'}",
             "--hidden", "16", "--batch_size", "16", "--eval_batch", "40", "--steps", "60", "--eval_every", "20",
             "--lr", "0.01", "--threads", "1", "--device", "cpu"]
+
+
+# Stopping a run mid-way in-process, and comparing what it left: the resume tests of the loop and
+# of each workload (test_training.py, test_adder.py, test_sentiment_loop.py, test_jax_modes.py).
+class Stop(Exception):
+    """Stands for a kill: the run ends after a step (or a call), its checkpoints left behind."""
+
+
+def stop_after(last):
+    """An on_step callback that stops the run once step `last` is done."""
+    def on_step(step):
+        if step == last:
+            raise Stop
+    return on_step
+
+
+def assert_bitwise(a, b):
+    """Two dicts of arrays (training states, weights) equal bit for bit, name by name."""
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name

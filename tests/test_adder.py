@@ -4,7 +4,7 @@ import pytest
 
 from common.config import Config
 from common.loop import fit
-from tests.conftest import trainer_for
+from tests.conftest import Stop, assert_bitwise, stop_after, trainer_for
 
 
 def train(backend, cfg):
@@ -108,26 +108,9 @@ CKPT_CFG = Config(digits=4, hidden=16, batch_size=32, steps=40, eval_every=10, e
                   threads=1, schedule="multistep", milestones=(15, 30), carry_state=True, h0="randn")
 
 
-class Stop(Exception):
-    """Stands for a kill: the run ends after a step, its checkpoints left behind."""
-
-
-def stop_after(last):
-    def on_step(step):
-        if step == last:
-            raise Stop
-    return on_step
-
-
 def scores(outcome):
     """Everything of the curve but timings."""
     return [(p["step"], p["loss"], p["train_loss_mean"], p["exact_acc"], p["digit_acc"]) for p in outcome["curve"]]
-
-
-def assert_bitwise(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
 
 
 def interrupted_then_rerun(backend, cfg, checkpointing, stop=25, before_rerun=None):

@@ -7,6 +7,7 @@ from common.sentiment.config import TextConfig
 from common.sentiment.loop import by_length, fit, training_batch, widths
 from compare.equivalence.sentiment import synthetic_data
 from torch_impl.sentiment import Trainer
+from tests.conftest import Stop, assert_bitwise, stop_after
 
 
 def test_by_length_splits_the_texts_into_quarters_shortest_first():
@@ -52,27 +53,10 @@ def trainer_for(backend, cfg, data):
     return module(backend, "sentiment").Trainer(cfg, data.embedding)
 
 
-class Stop(Exception):
-    """Stands for a kill: the run ends after a step, its checkpoints left behind."""
-
-
-def stop_after(last):
-    def on_step(step):
-        if step == last:
-            raise Stop
-    return on_step
-
-
 def scores(outcome):
     """Everything of the record that does not time: the curve, best, lengths."""
     return ([(p["step"], p["loss"], p["train_loss_mean"], p["test_acc"], p["test_loss"]) for p in outcome["curve"]],
             outcome["best"], outcome["lengths"])
-
-
-def assert_bitwise(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 
 from common.checkpoint import Checkpointing
 from common.training import Alone, fit_group
+from tests.conftest import Stop, stop_after
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,17 +96,6 @@ def test_a_diverged_run_ends_at_the_eval_that_sees_it_without_that_point():
     outcome = train(trainer=Counter(bad_from=13))
     assert outcome["status"] == "diverged" and outcome["diverged_step"] == 13
     assert [p["step"] for p in outcome["curve"]] == [10] and outcome["ended"] == ("diverged", 20)
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_after(last):
-    def on_step(step):
-        if step == last:
-            raise Stop
-    return on_step
 
 
 @pytest.mark.parametrize("every", [7, 10])

@@ -18,6 +18,7 @@ from common.loop import fit, fit_lockstep
 from common.training import Alone
 from compare.equivalence.core import BOUNDS
 from jax_impl.adder import SeedGroup, Trainer
+from tests.conftest import Stop, assert_bitwise
 
 # Small, on the CPU, crossing what each step must carry: an LR milestone, carried hidden state,
 # random h0; intervals of 10 steps, two calls each at K=5.
@@ -28,12 +29,6 @@ CFG = Config(digits=4, hidden=16, batch_size=32, steps=40, eval_every=10, eval_s
 def scores(outcome):
     """Everything of the curve but timings."""
     return [(p["step"], p["loss"], p["train_loss_mean"], p["exact_acc"], p["digit_acc"]) for p in outcome["curve"]]
-
-
-def assert_bitwise(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
 
 
 def trained(cfg, **changes):
@@ -86,10 +81,6 @@ def test_a_blown_up_run_diverges_on_the_same_step_inside_a_call():
     cfg = Config(activation="relu", lr=1000.0, steps=10, eval_every=10, eval_size=100, device="cpu", threads=1)
     one, many = fit(cfg, Trainer(cfg)), fit(cfg.replace(steps_per_call=5), Trainer(cfg.replace(steps_per_call=5)))
     assert one["status"] == many["status"] == "diverged" and one["diverged_step"] == many["diverged_step"] == 2
-
-
-class Stop(Exception):
-    """Stands for a kill: the run ends after a call, its checkpoints left behind."""
 
 
 def test_a_run_of_k_steps_per_call_resumes_bit_for_bit(single, tmp_path):
