@@ -51,6 +51,21 @@ def test_each_case_times_the_modes_it_compares():
     assert "plain graphs" not in case_modes("scale-rnn-10", "torch", "cpu")[1]
     assert "plain graphs" in case_modes("scale-rnn-10", "torch", "gpu")[1]
     assert case_modes("unroll-rnn-10", "torch", "cpu")[1] == []  # JAX's variants only
+    # Our trainers at their best: JAX everywhere, PyTorch's CUDA graph on a GPU only.
+    assert "best" in case_modes("scale-rnn-10", "jax", "cpu")[1]
+    assert "best" not in case_modes("scale-rnn-10", "torch", "cpu")[1]
+    assert "best" in case_modes("scale-rnn-10", "torch", "gpu")[1]
+
+
+def test_the_best_mode_is_a_valid_config_that_says_its_steps_per_call():
+    from compare.bench.scaling import best_config, steps_per_call
+
+    short, long = config("rnn", 10), config("lstm", 1000)
+    assert (best_config("jax", short).unroll, best_config("jax", long).unroll) == (0, 1)  # full; lstm: 1
+    assert best_config("jax", config("rnn", 100)).unroll == 1
+    assert steps_per_call("jax", "best", short) == best_config("jax", short).steps_per_call > 1
+    assert steps_per_call("jax", "default", short) == steps_per_call("torch", "best", short) == 1
+    assert best_config("torch", short).graphs
 
 
 @pytest.mark.slow

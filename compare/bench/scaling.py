@@ -52,13 +52,37 @@ def best_unroll(cell: str, positions: int) -> int:
     return positions if positions <= 10 else 8
 
 
+# Training steps per call of our JAX trainer's best mode (`steps_per_call`; common/config.py):
+# measured on the canonical config, 1 thread, x1.12 at 10 and x1.15 at 50 over 1 (a quiet run).
+BEST_STEPS_PER_CALL = 10
+
+
 def scaling_modes(backend: str, device: str, cell: str, positions: int, quick: bool = False) -> list[str]:
+    """Our trainer as it comes (`default`) and at its best (`best`: JAX's unroll and steps per
+    call; PyTorch's CUDA graph, on a GPU only), the plain loop and its variants."""
     if backend == "jax":  # one curve, whichever factor is best there (none where 1 is)
-        return ["default", "plain"] + (["plain unroll=best"] if best_unroll(cell, positions) > 1 else [])
+        return ["default", "best", "plain"] + (["plain unroll=best"] if best_unroll(cell, positions) > 1 else [])
     # Inductor unrolls every position of a traced nn.RNN: its compile takes 40 s (rnn) to 2 min
     # (lstm) at 10 positions on a loaded CPU core, and grows with the length.
     compiled = ["plain compile allow_rnn"] if positions <= COMPILE_RNN_UP_TO and not quick else []
-    return ["default", "plain", *compiled] + (["plain graphs"] if device == "gpu" else [])
+    graphs = ["best", "plain graphs"] if device == "gpu" else []
+    return ["default", "plain", *compiled, *graphs]
+
+
+def best_config(backend: str, cfg: Config) -> Config:
+    """Our trainer's best mode for `cfg` (what `best` times): PyTorch's CUDA graph; JAX's steps
+    per call, with the scan fully unrolled at 10 positions (rnn x1.14-1.25 on the command line)
+    and not beyond: our trainer's rnn at 100 positions ran 0.86-0.97x at unroll 8 (measured on
+    the command line, 1 thread, twice each), unlike the plain loop (`best_unroll`)."""
+    if backend == "torch":
+        return cfg.replace(graphs=True)
+    full = cfg.cell == "rnn" and cfg.positions <= 10
+    return cfg.replace(unroll=0 if full else 1, steps_per_call=BEST_STEPS_PER_CALL)
+
+
+def steps_per_call(backend: str, mode: str, cfg: Config) -> int:
+    """Training steps one call of a mode takes (a timed block's steps count calls)."""
+    return best_config(backend, cfg).steps_per_call if mode == "best" else 1
 
 
 SCALING = {f"scale-{cell}-{p}": (cell, p) for cell in CELLS for p in POSITIONS}
@@ -83,13 +107,18 @@ def case_modes(case: str, backend: str, device: str, quick: bool = False) -> tup
 
 
 def _mode_loop(backend: str, mode: str, cfg: Config, device: str):
-    """(step, sync) of one mode; `default` is our trainer, each step making its batch."""
-    if mode == "default":
+    """(step, sync) of one mode; `default` and `best` are our trainer, each step making its
+    batch (`best` takes `steps_per_call` steps a call)."""
+    if mode in ("default", "best"):
         from common.data import train_batch
 
+        cfg = best_config(backend, cfg) if mode == "best" else cfg
         trainer = module(backend, tasks.ADDER.trainer_module).Trainer(cfg)
         later = itertools.count(1)
         trainer.compile(train_batch(cfg, 0))
+        if cfg.steps_per_call > 1:
+            return (lambda: trainer.step_many([train_batch(cfg, next(later)) for _ in range(cfg.steps_per_call)]),
+                    trainer.loss)
         return lambda: trainer.step(train_batch(cfg, next(later))), trainer.loss
     words = mode.split()[1:]  # "plain", then its variant
     options = {"graphs": "graphs" in words, "compile": "compile" in words, "allow_rnn": "allow_rnn" in words}
@@ -123,6 +152,7 @@ def worker(backend: str, case: str, device: str, threads: int, quick: bool) -> d
     warm = max(time_arms(arms, 1, 1)[mode][0] for mode in modes)
     block_steps = max(1, round(BLOCK_S[quick] / warm))
     times = time_arms(arms, 3 if quick else 5, block_steps)
+    times = {mode: [t / steps_per_call(backend, mode, cfg) for t in ts] for mode, ts in times.items()}
     return {"backend": backend, "case": case, "import_s": import_s, "first_s": first_s, "step_s_all": times,
             "notes": notes, "env": {"device": device, "threads": threads}}
 
@@ -160,6 +190,8 @@ def summarise(case: str, backend: str, threads: int, samples: list[dict[str, Any
                      "first_s_warm": statistics.median(warm) if warm else None, "repeats": len(ok),
                      "import_s": statistics.median(s["import_s"] for s in ok),
                      **({"unroll": best_unroll(cfg.cell, cfg.positions)} if "unroll=best" in mode else {}),
+                     **({"config": {k: getattr(best_config(backend, cfg), k) for k in Config.MODES}}
+                        if mode == "best" else {}),
                      **({"note": ok[0]["notes"][mode]} if mode in ok[0]["notes"] else {})})
     return rows
 
@@ -237,7 +269,9 @@ def print_table(console, rows: list[dict[str, Any]]) -> None:
             table.add_row(r["case"], str(r["threads"]), r["backend"], "", f"error: {escape(r['error'])}")
             continue
         base = plain.get((r["case"], r["threads"], r["backend"]))
-        mode = r["mode"] + (f" ({r['unroll']})" if "unroll" in r else "")
+        mode = r["mode"] + (f" ({r['unroll']})" if "unroll" in r else "") + (
+            " (" + ", ".join(f"{k} {v}" for k, v in r["config"].items() if v != getattr(Config(), k)) + ")"
+            if "config" in r else "")
         table.add_row(r["case"], str(r["threads"]), r["backend"], mode, f"{r['steps_per_s']:.2f}",
                       f"{1e3 * r['step_s']:.2f}", f"{1e3 * r['step_s_min']:.1f}–{1e3 * r['step_s_max']:.1f}",
                       f"{r['steps_per_s'] / base:.3f}" if base else "–",
@@ -260,7 +294,7 @@ def plot(rows: list[dict[str, Any]], path) -> bool:
         return False
     device = next(r["device"] for r in rows if r.get("group") == "scaling" and "error" not in r)
     fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 4.2), squeeze=False)
-    styles = {"default": "-", "plain": "--"}
+    styles = {"default": "-", "best": "-.", "plain": "--"}
     for ax, cell in zip(axes[0], cells):
         for threads in sorted({t for c, t in keys if c == cell}):
             for (backend, mode), curve in sorted(curves(rows, cell, threads).items()):
