@@ -11,6 +11,7 @@ from typing import Any
 
 from common import tasks
 from common.backends import BACKENDS
+from common.config import RunConfig
 from common.files import write_atomic
 from compare import plots, sequential
 from compare.findings import CHECKS
@@ -164,6 +165,15 @@ def _agreement_section(name: str, verdicts: dict[str, Agreement], records: list[
     return lines
 
 
+def backend_text(backend: str, g: Group) -> str:
+    """The backend, with the execution modes its runs were asked for where not the defaults
+    (common/config.py MODES) and what ran (the record's env.execution: a word where it fell back)."""
+    record = g.records[0]
+    asked = [k for k in RunConfig.MODES if k in record["config"]]
+    ran = (record.get("env") or {}).get("execution") or {}
+    return ", ".join([backend, *(f"{k} {ran.get(k, record['config'][k])}" for k in asked)])
+
+
 def _heading(name: str, records: list[dict[str, Any]]) -> list[str]:
     """A sweep section's title and the settings its runs share that differ from its task's defaults."""
     task = tasks.TASKS[SWEEPS[name].task]
@@ -194,7 +204,7 @@ def _text_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path,
             final = Estimate.of([r["final"]["test_acc"] for r in g.records
                                  if r["status"] == "ok" and r["final"]["test_acc"] is not None])
             lab = lab_accuracy(g.records[0]["config"])
-            lines.append(f"| {label} | {backend} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
+            lines.append(f"| {label} | {backend_text(backend, g)} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
                          f"{g.count('error')}) | {_interval(g.final_exact(), 0, 1, '.3f')} | "
                          f"{_interval(g.solve_step(), 0, g.cap, '.0f')} | {_interval(final, 0, 1, '.3f')} | "
                          f"{_fmt(lab, '.3f')} | {g.timing('run_steps_per_s')} | {plots.compile_text(g)} |")
@@ -252,7 +262,7 @@ def _adder_sweep_section(name: str, records: list[dict[str, Any]], out_dir: Path
               "|---|---|---|---|---|---|---|---|"]
     for label, by_backend in groups.items():
         for backend, g in sorted(by_backend.items()):
-            lines.append(f"| {label} | {backend} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
+            lines.append(f"| {label} | {backend_text(backend, g)} | {len(g.records)} ({g.count('ok')}/{g.count('diverged')}/"
                          f"{g.count('error')}) | {_reached(g)} | {_interval(g.final_exact(), 0, 1, '.3f')} | "
                          f"{_solve_text(g)} | {g.timing('run_steps_per_s')} | {plots.compile_text(g)} |")
     lines += ["", "Mean over seeds with its 95 % interval (cut to the quantity's range). *Final exact match* "

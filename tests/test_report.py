@@ -54,3 +54,12 @@ def test_configs_are_reported_in_the_sweeps_order_not_the_order_they_ran():
     ordered = in_sweep_order("layers", ran)
     assert [r["point"]["layers"] for r in ordered] == [1, 1, 2, 2, 3, 3, 4, 4, 10, 10]
     assert [r["seed"] for r in ordered][:2] == [0, 1]  # a point's runs keep their order
+
+
+def test_a_table_row_says_which_execution_mode_ran():
+    default, unrolled = record("jax", {"layers": 1}, 0), record("torch", {"layers": 1}, 0)
+    unrolled["config"]["unroll"] = 0  # asked for (to_dict keeps a mode only off its default)
+    unrolled["env"] = {"execution": {"unroll": "n/a (cuDNN/ATen loop)"}}
+    [jax], [torch] = (list(group_records([r]).values()) for r in (default, unrolled))
+    assert report.backend_text("jax", jax["jax"]) == "jax"
+    assert report.backend_text("torch", torch["torch"]) == "torch, unroll n/a (cuDNN/ATen loop)"
