@@ -229,8 +229,8 @@ class _Break(importlib.abc.MetaPathFinder):
         def exec_module(module):
             run(module)
             make = module.make_optimizer
-            def broken(cfg, parameters):
-                opt, sched = make(cfg, parameters)
+            def broken(*args, **kwargs):
+                opt, sched = make(*args, **kwargs)
                 for group in opt.param_groups:
                     group["eps"] = 1e-1
                 return opt, sched
